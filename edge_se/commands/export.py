@@ -1,0 +1,96 @@
+"""``edge-se export``: a model spec to a validated TorchScript + simplified ONNX bundle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "export"
+ORDER = 10
+HELP = "export a model to a validated bundle (TorchScript + simplified ONNX)"
+DESCRIPTION = (
+    "Export MODEL to a bundle folder holding model.ts (TorchScript, traced and frozen) and\n"
+    "model.onnx (FP32, simplified), both validated against PyTorch on real images and seeded noise\n"
+    "at batch 1 and a second batch size. Nothing is published unless every check passes.\n\n"
+    "MODEL is one of: a zoo name (see 'edge-se models'); torchvision:NAME; timm:NAME (needs\n"
+    "'pip install edge-se[timm]'); or path/to/file.py:factory (a zero-argument function returning\n"
+    "an nn.Module). No weights are ever downloaded: without --checkpoint the model is randomly\n"
+    "initialized from a fixed seed, and the output and manifest say so."
+)
+EXAMPLES = """  edge-se export se_resnet50 --input-shape 1x3x224x224 --out bundles/se50
+  edge-se export torchvision:efficientnet_b0 --input-shape 1x3x224x224 --out bundles/effb0 --images photos/
+  edge-se export my_net.py:build --checkpoint best.pt --input-shape 1x3x160x160 --out bundles/mine
+  edge-se export --recipe export/desktop-fp16-trt10.toml --out bundles/desk"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", help="zoo name, torchvision:NAME, timm:NAME or file.py:factory")
+    p.add_argument("--input-shape", help="NxCxHxW, e.g. 1x3x224x224 (default: the zoo model's own)")
+    p.add_argument("--out", required=True, help="bundle folder to create")
+    p.add_argument("--checkpoint", help="state_dict to load (torch.load with weights_only=True)")
+    p.add_argument("--images", help="folder of real images for validation (default: scikit-learn's sample images)")
+    p.add_argument("--labels", help="text file with one class label per line, copied into the bundle")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17: the newest TensorRT 8.5/8.6 parse)")
+    p.add_argument("--static-batch", action="store_true", help="fix the batch dim to N of --input-shape (default: dynamic)")
+    p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
+                   help="torch.onnx exporter (default torchscript: opset 17 capable, fastest; dynamo emits opset >= 18)")
+    p.add_argument("--simplifier", choices=("onnxslim", "onnxsim", "none"), default="onnxslim",
+                   help="graph simplifier, checked against the unsimplified graph (default onnxslim)")
+    p.add_argument("--trt-version", default="10.1", help="TensorRT version for the op-support table (default 10.1)")
+    p.add_argument("--recipe", help="a recipe TOML (export/*.toml) giving model, input shape and options")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--json", action="store_true", help="print the manifest's summary as JSON on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_se.errors import InputError
+    from edge_se.export.checks import parse_input_shape
+    from edge_se.export.pipeline import export_bundle
+
+    model, shape, dynamic = args.model, None, not args.static_batch
+    if args.recipe:
+        from edge_se.tensorrt.recipe import load_recipe
+
+        recipe = load_recipe(args.recipe)
+        model = model or recipe.model
+        shape = tuple(recipe.input_shape) if recipe.input_shape else None
+    if not model:
+        raise InputError("no MODEL given; pass a zoo name, torchvision:NAME, timm:NAME or file.py:factory (or --recipe)")
+    if args.input_shape:
+        shape = parse_input_shape(args.input_shape)
+    bundle = export_bundle(
+        model, shape, args.out, checkpoint=args.checkpoint, images=args.images, opset=args.opset,
+        dynamic_batch=dynamic, force=args.force, exporter=args.exporter, simplifier=args.simplifier,
+        trt_version=args.trt_version, labels=args.labels,
+    )
+    print_summary(bundle, as_json=args.json)
+    return 0
+
+
+def print_summary(bundle, as_json: bool = False) -> None:
+    """Artifacts and checks of a bundle: a table on a terminal, JSON with --json."""
+    m = bundle.manifest
+    checks = m["checks"]
+    if as_json:
+        print(json.dumps({"bundle": str(bundle.root), "model": m["model"], "artifacts": list(m["artifacts"]),
+                          "checks_passed": sum(c["passed"] for c in checks), "checks": len(checks)}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"bundle [bold]{bundle.root}[/bold]  model {m['model']['spec']}  ({m['model']['weights']})")
+    t = Table("artifact", "precision", "size", "checks")
+    for name, rec in m["artifacts"].items():
+        mine = [c for c in checks if c.get("artifact") == name]
+        size = sum(f["bytes"] for f in rec["files"])
+        t.add_row(name, rec["precision"], f"{size / 1e6:.1f} MB", f"{sum(c['passed'] for c in mine)}/{len(mine)} passed")
+    console.print(t)
+    worst = {}
+    for c in checks:
+        for o in c.get("outputs", []):
+            if "max_abs" in o:
+                key = c["artifact"]
+                worst[key] = max(worst.get(key, 0.0), o["max_abs"])
+    for k, v in worst.items():
+        console.print(f"  {k}: max abs error vs PyTorch {v:.2e}")

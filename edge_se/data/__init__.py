@@ -1,0 +1,1 @@
+"""Offline task data: scikit-learn digits, augmentations, training and the checkpoint cache."""

@@ -1,0 +1,137 @@
+"""Checks on exported graphs and on the PyTorch model before export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from edge_se.errors import ExportError, InputError
+
+_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64", 16: "bfloat16"}
+
+
+def check_onnx_file(path: Path) -> dict[str, Any]:
+    """onnx.checker (full) + strict shape inference on a saved model (external data allowed)."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as e:
+        raise ExportError(f"ONNX checker rejected {path.name}: {str(e).strip().splitlines()[0][:300]}") from None
+    model = onnx.load(str(path), load_external_data=False)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    except Exception as e:
+        raise ExportError(f"ONNX shape inference failed on {path.name}: {str(e).strip().splitlines()[0][:300]}") from None
+    return {"name": "onnx-checker", "passed": True, "value_infos": len(inferred.graph.value_info)}
+
+
+def io_specs(model) -> tuple[list[dict], list[dict]]:
+    """Input and output specs of an ONNX graph: name, shape (int or dim name), dtype."""
+    inits = {i.name for i in model.graph.initializer}
+
+    def spec(v) -> dict:
+        t = v.type.tensor_type
+        dims = [d.dim_param if d.dim_param else (d.dim_value if d.HasField("dim_value") else "?") for d in t.shape.dim]
+        return {"name": v.name, "shape": dims, "dtype": _ONNX_DTYPES.get(t.elem_type, str(t.elem_type))}
+
+    return [spec(v) for v in model.graph.input if v.name not in inits], [spec(v) for v in model.graph.output]
+
+
+def parse_input_shape(text: str) -> tuple[int, int, int, int]:
+    """``1x3x224x224`` -> (1, 3, 224, 224); a clear error for anything else."""
+    parts = text.lower().replace("*", "x").replace(",", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise InputError(f"--input-shape {text!r} is malformed; expected NxCxHxW with integers, e.g. 1x3x224x224") from None
+    if len(dims) != 4:
+        raise InputError(f"--input-shape {text!r} has {len(dims)} dims; expected 4 (NxCxHxW), e.g. 1x3x224x224")
+    if any(d <= 0 for d in dims):
+        raise InputError(f"--input-shape {text!r} has a non-positive dim; every dim must be >= 1")
+    if dims[1] not in (1, 3):
+        raise InputError(f"--input-shape {text!r}: image models take 1 or 3 channels, got {dims[1]}")
+    return dims  # type: ignore[return-value]
+
+
+def _run_naming_module(module, x) -> Any:
+    """Run ``module(x)``; on failure raise ExportError naming the innermost module that failed."""
+    import torch
+
+    stack: list[str] = []
+    failed: list[str] = []
+    names = {m: n for n, m in module.named_modules()}
+    handles = []
+
+    def pre(m, _inp):
+        stack.append(names.get(m, type(m).__name__))
+
+    def post(m, _inp, _out):
+        if stack:
+            stack.pop()
+
+    for m in names:
+        handles.append(m.register_forward_pre_hook(pre))
+        handles.append(m.register_forward_hook(post))
+    try:
+        with torch.no_grad():
+            return module(x)
+    except Exception as e:
+        failed[:] = stack[-1:] or [""]
+        culprit = failed[0]
+        sub = dict(module.named_modules()).get(culprit) if culprit else None
+        what = f"module '{culprit}' ({_short_repr(sub)})" if culprit else "the model's top-level forward"
+        raise _ResolutionFailure(what, f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}") from None
+    finally:
+        for h in handles:
+            h.remove()
+
+
+class _ResolutionFailure(Exception):
+    def __init__(self, where: str, reason: str):
+        super().__init__(f"{where}: {reason}")
+        self.where, self.reason = where, reason
+
+
+def _short_repr(m) -> str:
+    text = repr(m).splitlines()[0] if m is not None else ""
+    return text if len(text) < 120 else text[:117] + "..."
+
+
+def probe_model(module, shape: Sequence[int]) -> dict[str, Any]:
+    """Run the model at ``shape`` and at a second resolution; name the module that fixes it.
+
+    Raises ExportError when the model fails at the requested shape (naming the module). Returns
+    ``{"resolution": "any" | "fixed", "fixed_by": str | None, "outputs": n}``.
+    """
+    import torch
+
+    x = torch.zeros(tuple(shape))
+    try:
+        out = _run_naming_module(module, x)
+    except _ResolutionFailure as f:
+        raise ExportError(
+            f"the model fails at input shape {'x'.join(map(str, shape))}: {f.where} raised {f.reason}. "
+            "If the model only works at the resolution it was built for, pass that --input-shape"
+        ) from None
+    n_out = 1 if isinstance(out, torch.Tensor) else len(out) if isinstance(out, (list, tuple)) else 1
+    n, c, h, w = shape
+    alt = (n, c, h + 32, w + 32)
+    try:
+        out2 = _run_naming_module(module, torch.zeros(alt))
+    except _ResolutionFailure as f:
+        return {"resolution": "fixed", "fixed_by": f"{f.where} fails at {h + 32}x{w + 32}: {f.reason}", "outputs": n_out}
+    same = _shapes(out) == _shapes(out2)
+    return {
+        "resolution": "any" if same else "fixed",
+        "fixed_by": None if same else f"output shape changes with resolution ({_shapes(out)} -> {_shapes(out2)})",
+        "outputs": n_out,
+    }
+
+
+def _shapes(out) -> list:
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return [tuple(out.shape[1:])]
+    return [tuple(o.shape[1:]) for o in out]

@@ -1,0 +1,201 @@
+"""The export stage: model spec -> bundle with ``model.ts`` and simplified ``model.onnx``.
+
+Everything is built in a hidden staging folder beside ``out`` and published by one rename after
+every check passed; a failed check raises :class:`CheckFailed` and publishes nothing.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from edge_se import progress
+from edge_se.bundle import Bundle, atomic_path, sha256_file, staged_bundle_dir
+from edge_se.errors import CheckFailed, ImagesError, InputError
+from edge_se.export.checks import check_onnx_file, io_specs, probe_model
+from edge_se.export.onnx_export import DEFAULT_OPSET, export_onnx, output_names_for, save_model
+from edge_se.export.simplify import simplify_model
+from edge_se.export.torchscript import export_torchscript
+from edge_se.export.trt_ops import DEFAULT_TRT_VERSION, count_ops, op_support
+from edge_se.preprocess import PreprocessSpec, list_images
+from edge_se.validate.check import check_numerics, failed_summary, ort_runner, torch_runner, validation_inputs
+
+SEED = 0
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools that made a bundle."""
+    import onnx
+    import onnxruntime
+    import torch
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "onnx": onnx.__version__,
+                "onnxruntime": onnxruntime.__version__}
+    for name in ("torchvision", "onnxslim", "onnxsim", "timm"):
+        try:
+            versions[name] = __import__(name).__version__
+        except Exception:  # optional tools: absent is fine
+            pass
+    return versions
+
+
+def export_bundle(
+    model_spec: str,
+    input_shape: Sequence[int] | None,
+    out: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    images: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+    force: bool = False,
+    exporter: str = "torchscript",
+    simplifier: str = "onnxslim",
+    trt_version: str = DEFAULT_TRT_VERSION,
+    preprocessing: PreprocessSpec | None = None,
+    labels: str | Path | None = None,
+) -> Bundle:
+    """Export ``model_spec`` to a validated bundle at ``out``; see the module docstring."""
+    import numpy as np
+    import onnx
+    import torch
+
+    from edge_se.models.loading import resolve_model
+
+    if images is not None:
+        list_images(images)  # fail early and clearly on an empty or missing folder
+    if labels is not None and not Path(labels).is_file():
+        raise InputError(f"labels file {labels} does not exist")
+    timings: dict[str, float] = {}
+
+    def timed(key: str, title: str):
+        class _T:
+            def __enter__(self_inner):
+                self_inner.t0 = time.perf_counter()
+                self_inner.cm = progress.stage(title)
+                return self_inner.cm.__enter__()
+
+            def __exit__(self_inner, *exc):
+                timings[key] = round(time.perf_counter() - self_inner.t0, 3)
+                return self_inner.cm.__exit__(*exc)
+
+        return _T()
+
+    with timed("load", f"Loading {model_spec}"):
+        loaded = resolve_model(model_spec, checkpoint=checkpoint, seed=SEED)
+    if input_shape is None:
+        if loaded.default_input_shape is None:
+            raise InputError(f"{model_spec} has no default input shape; pass --input-shape NxCxHxW")
+        input_shape = tuple(loaded.default_input_shape)
+    shape = tuple(int(v) for v in input_shape)
+    module = loaded.module.eval()
+    progress.info(f"weights: {loaded.weights}")
+    spec = preprocessing or PreprocessSpec.for_input_shape(shape)
+    if spec.channels != shape[1] or tuple(spec.crop) != tuple(shape[2:]):
+        raise InputError(
+            f"preprocessing gives {spec.channels}x{spec.crop[0]}x{spec.crop[1]} inputs but --input-shape is "
+            f"{'x'.join(map(str, shape))}; make them agree"
+        )
+
+    with staged_bundle_dir(out, force=force) as stage:
+        with timed("probe", "Checking the model runs at the input shape"):
+            probe = probe_model(module, shape)
+        if probe["resolution"] == "fixed":
+            progress.info(f"[yellow]note[/yellow]: the model works at this resolution only ({probe['fixed_by']})")
+        example = torch.zeros(shape)
+        check_x = torch.randn((2, *shape[1:]), generator=torch.Generator().manual_seed(SEED))
+        with timed("trace", "Tracing TorchScript"):
+            ts_check = export_torchscript(module, example, stage / "model.ts", check_inputs=[check_x] if dynamic_batch else None)
+        out_names = output_names_for(probe["outputs"])
+        raw = stage / ".raw.onnx"
+        with timed("export", f"Exporting ONNX (opset {opset}, {exporter} exporter)"):
+            info = export_onnx(module, example, raw, opset=opset, dynamic_batch=dynamic_batch, exporter=exporter,
+                               output_names=out_names)
+            raw_model = onnx.load(str(raw))
+        feeds = {raw_model.graph.input[0].name: np.random.default_rng(SEED).standard_normal((2 if dynamic_batch else shape[0], *shape[1:])).astype(np.float32)}
+        with timed("simplify", f"Simplifying with {simplifier}"):
+            model, simp = simplify_model(raw_model, feeds, simplifier)
+            extra_files = save_model(model, stage / "model.onnx")
+        for p in stage.glob(".raw.onnx*"):
+            p.unlink()
+        if not simp.get("used"):
+            progress.info(f"[yellow]note[/yellow]: kept the unsimplified graph ({simp.get('reason')})")
+        with timed("check", "Checking the ONNX graph"):
+            onnx_check = check_onnx_file(stage / "model.onnx")
+            inputs_spec, outputs_spec = io_specs(model)
+            ops = op_support(count_ops(model), trt_version)
+        opset_used = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+        bundle = Bundle.new(
+            stage,
+            model={
+                "spec": model_spec,
+                "source": loaded.source,
+                "checkpoint": None if checkpoint is None else {"path": str(Path(checkpoint).resolve()), "sha256": loaded.checkpoint_sha256},
+                "weights": loaded.weights,
+                "seed": SEED,
+                "user_file": _user_file(model_spec),
+                "input_shape": list(shape),
+                "dynamic_batch": dynamic_batch,
+                "resolution": probe["resolution"],
+                "fixed_by": probe["fixed_by"],
+                "attention_type": loaded.attention_type,
+            },
+            preprocessing=spec.to_dict(),
+            tools=tool_versions(),
+            timings=timings,
+        )
+        if labels is not None:
+            with atomic_path(stage / "labels.txt") as tmp:
+                tmp.write_bytes(Path(labels).read_bytes())
+            bundle.manifest["labels"] = "labels.txt"
+        io = {"inputs": [{"name": "input", "shape": [("batch" if dynamic_batch else shape[0]), *shape[1:]], "dtype": "float32"}],
+              "outputs": outputs_spec}
+        bundle.add_artifact("model.ts", stage="export", format="torchscript", precision="fp32", backend="torchscript",
+                            policy=None, exporter="torch.jit.trace+freeze", **io)
+        bundle.add_artifact("model.onnx", stage="export", format="onnx", precision="fp32", backend="onnxruntime",
+                            extra_files=extra_files, policy=None, opset=opset_used, exporter=info["exporter"],
+                            simplifier=simp, inputs=inputs_spec, outputs=outputs_spec,
+                            tensorrt_ops={"trt_version": ops["trt_version"], "table": ops["table"], "note": ops["note"],
+                                          "unsupported": ops["unsupported"], "unknown": ops["unknown"]})
+        bundle.record_check({**ts_check, "artifact": "model.ts"})
+        bundle.record_check({**onnx_check, "artifact": "model.onnx"})
+
+        with timed("validate", "Validating against PyTorch on ONNX Runtime"):
+            checks = validate_fp32(bundle, module, images=images)
+        bundle.save()
+        failed = [c for c in bundle.manifest["checks"] if not c["passed"]]
+        if failed:
+            raise CheckFailed(f"validation failed, nothing was published: {failed_summary(failed)}")
+    published = Bundle.open(out)
+    return published
+
+
+def validate_fp32(bundle: Bundle, module, images: str | Path | None = None) -> list[dict[str, Any]]:
+    """Numerics of model.onnx (ORT) and model.ts (TorchScript) against eager PyTorch."""
+    import torch
+
+    shape = bundle.manifest["model"]["input_shape"]
+    spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
+    inputs, desc = validation_inputs(spec, shape, images=images, seed=bundle.manifest["model"].get("seed", SEED))
+    dynamic = bundle.manifest["model"]["dynamic_batch"]
+    ref = torch_runner(module)
+    names = [o["name"] for o in bundle.artifact("model.onnx")["outputs"]]
+    checks = check_numerics("model.onnx", ort_runner(bundle.verify("model.onnx")), ref, inputs, desc, "fp32", dynamic, names)
+    ts = torch.jit.load(str(bundle.verify("model.ts")))
+    checks += check_numerics("model.ts", torch_runner(ts), ref, inputs, desc, "fp32", dynamic, names, backend="torchscript")
+    for c in checks:
+        bundle.record_check(c)
+    return checks
+
+
+def _user_file(spec: str) -> dict | None:
+    if ".py:" not in spec:
+        return None
+    path = Path(spec[: spec.rindex(":")])
+    return {"path": str(path.resolve()), "sha256": sha256_file(path)} if path.is_file() else None
+
+
+__all__ = ["ImagesError", "export_bundle", "tool_versions", "validate_fp32"]

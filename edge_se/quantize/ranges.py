@@ -1,0 +1,283 @@
+"""One calibration run -> per-tensor activation ranges, for every calibration method.
+
+:func:`collect_statistics` runs the FP32 ONNX model once over the calibration batches (ONNX
+Runtime, every float activation tensor added as an output) and keeps, per tensor, the exact
+min/max and a 2048-bin histogram of ``|x|``. :meth:`TensorStatistics.ranges` then turns those
+statistics into ``(lo, hi)`` ranges with one of the methods below, without running the model
+again; every INT8 flavour (TensorRT QDQ, CPU-fast, TensorRT calibration cache) is built from
+the same :class:`TensorRanges`.
+
+Methods (thresholds on ``|x|``, applied symmetrically and clipped to the observed min/max):
+
+* ``minmax``: the observed min and max (no clipping).
+* ``percentile``: the ``percentile``-th percentile of ``|x|`` (default 99.99).
+* ``entropy``: TensorRT's entropy calibration: the threshold whose 128-level quantized
+  distribution has the least KL divergence from the 2048-bin reference.
+* ``mse``: the threshold that minimises the expected squared error of symmetric INT8
+  quantization (rounding error ``s^2/12`` inside the range, ``(|x| - t)^2`` clipping outside).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from edge_se.errors import CalibrationError, InputError
+
+METHODS = ("minmax", "percentile", "entropy", "mse")
+DEFAULT_PERCENTILE = 99.99
+NUM_BINS = 2048
+_FLOAT_TYPES = (1,)  # onnx.TensorProto.FLOAT
+
+
+@dataclass
+class _Histogram:
+    """Running min/max and a histogram of |x| over [0, amax] (re-binned when amax grows)."""
+
+    lo: float = float("inf")
+    hi: float = float("-inf")
+    amax: float = 0.0
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(NUM_BINS, dtype=np.float64))
+
+    def add(self, x: np.ndarray) -> None:
+        if x.size == 0:
+            return
+        x = x.astype(np.float32, copy=False)
+        self.lo = min(self.lo, float(x.min()))
+        self.hi = max(self.hi, float(x.max()))
+        a = np.abs(x).ravel()
+        m = float(a.max())
+        if m > self.amax:
+            self._grow(m)
+        if self.amax == 0.0:
+            self.counts[0] += a.size
+            return
+        idx = np.minimum((a * (NUM_BINS / self.amax)).astype(np.int64), NUM_BINS - 1)
+        self.counts += np.bincount(idx, minlength=NUM_BINS)
+
+    def _grow(self, new_amax: float) -> None:
+        if self.amax > 0.0 and self.counts.any():
+            centers = (np.arange(NUM_BINS) + 0.5) * (self.amax / NUM_BINS)
+            idx = np.minimum((centers * (NUM_BINS / new_amax)).astype(np.int64), NUM_BINS - 1)
+            self.counts = np.bincount(idx, weights=self.counts, minlength=NUM_BINS)
+        self.amax = new_amax
+
+    # -- thresholds on |x| -------------------------------------------------------------
+    def percentile_threshold(self, percentile: float) -> float:
+        total = self.counts.sum()
+        if total == 0 or self.amax == 0.0:
+            return self.amax
+        cdf = np.cumsum(self.counts) / total
+        i = int(np.searchsorted(cdf, percentile / 100.0))
+        return min(self.amax, (i + 1) * self.amax / NUM_BINS)
+
+    def entropy_threshold(self, levels: int = 128, stride: int = 8) -> float:
+        counts = self.counts
+        if counts.sum() == 0 or self.amax == 0.0:
+            return self.amax
+        best_i, best_kl = NUM_BINS, np.inf
+        for i in list(range(levels, NUM_BINS, stride)) + [NUM_BINS]:
+            p = counts[:i].copy()
+            p[i - 1] += counts[i:].sum()
+            nz = p > 0
+            chunk = np.arange(i) * levels // i
+            chunk_sum = np.bincount(chunk, weights=counts[:i], minlength=levels)
+            chunk_nz = np.bincount(chunk, weights=(counts[:i] > 0).astype(np.float64), minlength=levels)
+            q = np.where(counts[:i] > 0, chunk_sum[chunk] / np.maximum(chunk_nz[chunk], 1), 0.0)
+            ps, qs = p.sum(), q.sum()
+            if qs == 0:
+                continue
+            pn, qn = p[nz] / ps, q[nz] / qs
+            # bins where p > 0 but q == 0 (only the merged tail bin): smooth q
+            qn = np.maximum(qn, 1e-12)
+            kl = float(np.sum(pn * np.log(pn / qn)))
+            if kl < best_kl:
+                best_kl, best_i = kl, i
+        return best_i * self.amax / NUM_BINS
+
+    def mse_threshold(self, qmax: int = 127, candidates: int = 256) -> float:
+        counts = self.counts
+        if counts.sum() == 0 or self.amax == 0.0:
+            return self.amax
+        width = self.amax / NUM_BINS
+        centers = (np.arange(NUM_BINS) + 0.5) * width
+        ts = np.linspace(self.amax / candidates, self.amax, candidates)
+        s = ts / qmax
+        inside = centers[None, :] <= ts[:, None]
+        round_err = np.minimum((s**2 / 12.0)[:, None], centers[None, :] ** 2)
+        clip_err = (centers[None, :] - ts[:, None]) ** 2
+        err = (np.where(inside, round_err, clip_err) * counts[None, :]).sum(1)
+        return float(ts[int(np.argmin(err))])
+
+
+@dataclass(frozen=True)
+class TensorRanges:
+    """Per-tensor ``(lo, hi)`` activation ranges from one calibration run with one method."""
+
+    method: str
+    ranges: dict[str, tuple[float, float]]
+    params: dict[str, Any] = field(default_factory=dict)
+    samples: int = 0
+
+    def amax(self, name: str) -> float:
+        lo, hi = self.ranges[name]
+        return max(abs(lo), abs(hi))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "params": dict(self.params),
+            "samples": self.samples,
+            "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in sorted(self.ranges.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TensorRanges":
+        return cls(
+            method=d["method"],
+            params=dict(d.get("params", {})),
+            samples=int(d.get("samples", 0)),
+            ranges={k: (float(v[0]), float(v[1])) for k, v in d["ranges"].items()},
+        )
+
+    def to_ort_tensors_data(self) -> Any:
+        """The ranges as ONNX Runtime's ``TensorsData`` (MinMax kind: the ranges are final)."""
+        from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
+
+        data = {
+            k: TensorData(lowest=np.array(lo, dtype=np.float32), highest=np.array(hi, dtype=np.float32))
+            for k, (lo, hi) in self.ranges.items()
+        }
+        return TensorsData(CalibrationMethod.MinMax, data)
+
+
+@dataclass
+class TensorStatistics:
+    """Histograms of every calibrated tensor from one run; ``ranges(method)`` derives ranges."""
+
+    hists: dict[str, _Histogram]
+    samples: int
+
+    def ranges(self, method: str, percentile: float = DEFAULT_PERCENTILE) -> TensorRanges:
+        """Ranges by ``method`` (one of :data:`METHODS`)."""
+        if method not in METHODS:
+            raise InputError(f"unknown calibration method {method!r}; expected one of {', '.join(METHODS)}")
+        if method == "percentile" and not (50.0 < percentile <= 100.0):
+            raise InputError(f"percentile must be in (50, 100], got {percentile}")
+        out: dict[str, tuple[float, float]] = {}
+        for name, h in self.hists.items():
+            if method == "minmax":
+                t = None
+            elif method == "percentile":
+                t = h.percentile_threshold(percentile)
+            elif method == "entropy":
+                t = h.entropy_threshold()
+            else:
+                t = h.mse_threshold()
+            lo, hi = h.lo, h.hi
+            if t is not None:
+                lo, hi = max(lo, -t), min(hi, t)
+            out[name] = (float(lo), float(hi))
+        params = {"percentile": percentile} if method == "percentile" else {}
+        return TensorRanges(method=method, ranges=out, params=params, samples=self.samples)
+
+
+def activation_tensors(model: Any) -> list[str]:
+    """Float activation tensors (graph inputs and node outputs, no initializers), in graph order."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types: dict[str, int] = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        if vi.type.HasField("tensor_type"):
+            types[vi.name] = vi.type.tensor_type.elem_type
+    inits = {i.name for i in model.graph.initializer}
+    names: list[str] = []
+    seen: set[str] = set()
+    for vi in model.graph.input:
+        if vi.name not in inits and types.get(vi.name) in _FLOAT_TYPES:
+            names.append(vi.name)
+            seen.add(vi.name)
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            continue
+        for t in node.output:
+            if t and t not in seen and t not in inits and types.get(t) in _FLOAT_TYPES:
+                names.append(t)
+                seen.add(t)
+    return names
+
+
+def _session_for(model: Any, workdir: Path) -> Any:
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    if model.ByteSize() < 1_800_000_000:
+        return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    path = workdir / "augmented.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="augmented.onnx.data")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def collect_statistics(model_path: str | Path, batches: Iterable[np.ndarray]) -> TensorStatistics:
+    """Run the FP32 model over ``batches`` (arrays for its single input) and histogram every tensor."""
+    import onnx
+
+    model = onnx.load(str(model_path))
+    if len(model.graph.input) != 1:
+        raise InputError(
+            f"{model_path} has {len(model.graph.input)} inputs; INT8 calibration supports single-input models"
+        )
+    input_name = model.graph.input[0].name
+    names = activation_tensors(model)
+    outputs = {o.name for o in model.graph.output}
+    for name in names:
+        if name not in outputs:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    hists = {n: _Histogram() for n in names}
+    samples = 0
+    with tempfile.TemporaryDirectory(prefix="edge-se-calib-") as tmp:
+        sess = _session_for(model, Path(tmp))
+        out_names = [o.name for o in sess.get_outputs()]
+        for batch in batches:
+            batch = np.ascontiguousarray(batch, dtype=np.float32)
+            values = sess.run(out_names, {input_name: batch})
+            for n, v in zip(out_names, values):
+                if n in hists:
+                    hists[n].add(v)
+            samples += int(batch.shape[0])
+    if samples == 0:
+        raise CalibrationError("the calibration set yielded no samples; pass a set with at least one image")
+    return TensorStatistics(hists=hists, samples=samples)
+
+
+def save_ranges(ranges: TensorRanges, path: str | Path) -> None:
+    """Write ranges as JSON (atomically)."""
+    from edge_se.bundle import atomic_write_json
+
+    atomic_write_json(path, ranges.to_dict())
+
+
+def load_ranges(path: str | Path) -> TensorRanges:
+    """Read ranges written by :func:`save_ranges`."""
+    return TensorRanges.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+__all__ = [
+    "DEFAULT_PERCENTILE",
+    "METHODS",
+    "TensorRanges",
+    "TensorStatistics",
+    "activation_tensors",
+    "collect_statistics",
+    "load_ranges",
+    "save_ranges",
+]

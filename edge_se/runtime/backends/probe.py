@@ -1,0 +1,67 @@
+"""Which backends can run here, found without importing torch or TensorRT.
+
+``importlib.util.find_spec`` tells whether a package is installed; the CUDA driver is asked for
+its device count through ``ctypes`` (no CUDA Python package needed).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.util
+
+from edge_se.errors import MissingDependencyError, missing_extra
+
+
+def installed(package: str) -> bool:
+    """True when ``package`` can be imported (checked without importing it)."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_device_count() -> int:
+    """Number of CUDA devices the driver reports; 0 when there is no driver or no GPU."""
+    for lib in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            cuda = ctypes.CDLL(lib)
+        except OSError:
+            continue
+        count = ctypes.c_int(0)
+        if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+        return int(count.value)
+    return 0
+
+
+def tensorrt_available() -> bool:
+    """TensorRT is installed and a CUDA GPU is present."""
+    return installed("tensorrt") and cuda_device_count() > 0
+
+
+def require_tensorrt() -> None:
+    """Raise MissingDependencyError naming what is missing for the TensorRT backend."""
+    if not installed("tensorrt"):
+        raise missing_extra("tensorrt", "tensorrt", "the TensorRT backend")
+    if cuda_device_count() == 0:
+        raise MissingDependencyError(
+            "the TensorRT backend needs an NVIDIA GPU, but the CUDA driver reports none; "
+            "use --backend onnxruntime on this machine"
+        )
+
+
+def require_torch() -> None:
+    """Raise MissingDependencyError when torch (for the TorchScript backend) is missing."""
+    if not installed("torch"):
+        raise missing_extra("torch", "export", "the TorchScript backend")
+
+
+def ort_gpu_providers() -> list[str]:
+    """GPU execution providers of the installed ONNX Runtime, usable only with a GPU present."""
+    import onnxruntime as ort
+
+    have = set(ort.get_available_providers())
+    wanted = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in have]
+    return wanted if wanted and cuda_device_count() > 0 else []

@@ -1,0 +1,40 @@
+"""Command-line options shared by ``edge-se predict`` and ``edge-se bench`` (runtime loading)."""
+
+from __future__ import annotations
+
+import argparse
+
+BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt", "torchscript")
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """--backend, --precision, --artifact, --threads, ORT options, --no-verify, --warmup."""
+    g = parser.add_argument_group("runtime")
+    g.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+                   help="auto: TensorRT engine when TensorRT and a GPU are present, else ONNX Runtime")
+    g.add_argument("--precision", choices=("fp32", "fp16", "int8"),
+                   help="which of the bundle's artifacts to run (default fp32; engines: the fastest)")
+    g.add_argument("--artifact", metavar="NAME", help="run this manifest artifact (e.g. model.int8.cpu.onnx)")
+    g.add_argument("--threads", type=int, metavar="N", help="intra-op threads (ONNX Runtime, torch)")
+    g.add_argument("--inter-op-threads", type=int, metavar="N", help="ONNX Runtime inter-op threads")
+    g.add_argument("--graph-optimization", default="all", choices=("disable", "basic", "extended", "all"),
+                   help="ONNX Runtime graph optimization level (default all)")
+    g.add_argument("--execution-mode", default="sequential", choices=("sequential", "parallel"),
+                   help="ONNX Runtime execution mode (default sequential)")
+    g.add_argument("--provider", action="append", dest="providers", metavar="EP",
+                   help="ONNX Runtime execution provider, in priority order (repeatable)")
+    g.add_argument("--warmup", type=int, default=1, metavar="N", help="warm-up runs on load (default 1)")
+    g.add_argument("--no-verify", action="store_true",
+                   help="skip the sha256 check of the artifact (only for files you trust)")
+
+
+def load_runtime(args: argparse.Namespace):
+    """Build a Runtime from parsed arguments."""
+    from edge_se.runtime import Runtime
+
+    return Runtime.load(
+        args.bundle, args.backend, precision=args.precision, artifact=args.artifact, verify=not args.no_verify,
+        warmup=args.warmup, threads=args.threads, inter_op_threads=args.inter_op_threads,
+        graph_optimization=args.graph_optimization, execution_mode=args.execution_mode,
+        providers=args.providers,
+    )

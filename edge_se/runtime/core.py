@@ -1,0 +1,287 @@
+"""The embedded runtime: load a bundle (or one model file), check inputs, batch, predict, top-k.
+
+``Runtime.load`` verifies the artifact's sha256 against the manifest, picks the backend
+(TensorRT engine when TensorRT and a GPU are present, else ONNX Runtime; TorchScript only on
+request), warms it up, and returns a runtime whose ``predict`` is safe to call from several
+threads. Importing this module imports neither torch nor the export code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from edge_se.errors import BundleError, ImagesError, InputError
+from edge_se.preprocess import PreprocessSpec, list_images, preprocess_batch
+from edge_se.runtime.backends.base import Runner, TensorSpec
+from edge_se.runtime.batching import check_input, chunks, plan_batch
+from edge_se.runtime.source import Source, resolve
+
+
+class TopK(NamedTuple):
+    """One top-k entry: class index, score (softmax probability unless told otherwise), label."""
+
+    index: int
+    score: float
+    label: str | None
+
+
+def _is_image(item: Any) -> bool:
+    if isinstance(item, (str, os.PathLike)):
+        return True
+    if isinstance(item, np.ndarray):
+        return item.dtype == np.uint8 and item.ndim in (2, 3)
+    return type(item).__module__.startswith("PIL.")
+
+
+def top_k(scores: np.ndarray, k: int = 5, labels: Sequence[str] | None = None,
+          softmax: bool = True) -> list[list[TopK]]:
+    """Top-``k`` classes per row of ``scores`` [N, classes], best first."""
+    if not isinstance(k, int) or k < 1:
+        raise InputError(f"top-k must be a positive integer, got {k!r}")
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise InputError(f"top-k needs a classifier output [N, classes], got shape {list(scores.shape)}")
+    n_classes = scores.shape[1]
+    if labels is not None and len(labels) != n_classes:
+        raise BundleError(f"the labels file has {len(labels)} labels but the model outputs {n_classes} classes")
+    x = scores.astype(np.float64)
+    if softmax:
+        x = np.exp(x - x.max(axis=1, keepdims=True))
+        x /= x.sum(axis=1, keepdims=True)
+    k = min(k, n_classes)
+    order = np.argsort(-x, axis=1, kind="stable")[:, :k]
+    return [
+        [TopK(int(i), float(row[i]), labels[i] if labels is not None else None) for i in idx]
+        for row, idx in zip(x, order)
+    ]
+
+
+class Runtime:
+    """A loaded model ready to predict. Build it with :meth:`Runtime.load`."""
+
+    def __init__(self, runner: Runner, source: Source):
+        self.runner = runner
+        self.source = source
+        self.warmup_runs = 0
+
+    # -- loading -------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        backend: str = "auto",
+        *,
+        precision: str | None = None,
+        artifact: str | None = None,
+        preprocessing: PreprocessSpec | dict | None = None,
+        labels: str | os.PathLike[str] | Sequence[str] | None = None,
+        verify: bool = True,
+        sha256: str | None = None,
+        warmup: int = 1,
+        threads: int | None = None,
+        inter_op_threads: int | None = None,
+        graph_optimization: str = "all",
+        execution_mode: str = "sequential",
+        providers: Sequence[str] | None = None,
+        io_binding: bool | None = None,
+        max_contexts: int = 4,
+    ) -> "Runtime":
+        """Load a bundle folder or one ``.onnx`` / ``.engine`` / ``.plan`` / ``.ts`` file.
+
+        ``backend``: ``auto`` | ``onnxruntime`` | ``tensorrt`` | ``torchscript``. ``precision``
+        (fp32/fp16/int8) or ``artifact`` (a manifest name) choose the bundle's file.
+        ``preprocessing``/``labels`` override the manifest's (needed for a single file to take
+        images). ``verify=False`` skips the sha256 check; ``sha256`` is checked for a single file.
+        ``warmup``: inference runs on load (0 to skip). ``threads``: intra-op threads (ONNX
+        Runtime, torch); ``inter_op_threads``, ``graph_optimization``, ``execution_mode``,
+        ``providers``, ``io_binding``: ONNX Runtime session options. ``max_contexts``: TensorRT
+        execution contexts in the pool.
+        """
+        if not isinstance(warmup, int) or warmup < 0:
+            raise InputError(f"warmup must be a non-negative integer, got {warmup!r}")
+        source = resolve(path, backend, precision=precision, artifact=artifact, preprocessing=preprocessing,
+                         labels=labels, verify=verify, sha256=sha256)
+        if source.backend == "onnxruntime":
+            from edge_se.runtime.backends.onnxruntime import OnnxRuntimeRunner, OrtOptions
+
+            options = OrtOptions(threads, inter_op_threads, graph_optimization, execution_mode,
+                                 tuple(providers) if providers is not None else None, io_binding)
+            runner: Runner = OnnxRuntimeRunner(source.path, options)
+        else:
+            inputs, outputs = source.manifest_specs("inputs"), source.manifest_specs("outputs")
+            if not inputs:
+                inputs = [_spec_from_preprocessing(source)]
+            if source.backend == "torchscript":
+                from edge_se.runtime.backends.torchscript import TorchScriptRunner
+
+                runner = TorchScriptRunner(source.path, inputs, outputs, threads=threads)
+            else:
+                from edge_se.runtime.backends.tensorrt import TensorRTBackend
+
+                runner = TensorRTBackend(source.path, inputs, outputs, max_contexts=max_contexts)
+        rt = cls(runner, source)
+        rt.warm_up(warmup)
+        return rt
+
+    def example_inputs(self, batch: int | None = None, seed: int | None = None) -> dict[str, np.ndarray] | None:
+        """Inputs of the model's shape: zeros, or seeded standard-normal values when ``seed`` is
+        given; ``batch`` defaults to the smallest the model takes. None if a dim is unknown."""
+        rng = np.random.default_rng(seed) if seed is not None else None
+        feeds = {}
+        for spec in self.inputs:
+            shape = _concrete_shape(spec, self.source)
+            if shape is None:
+                return None
+            if batch is not None:
+                shape = (batch, *shape[1:])
+            feeds[spec.name] = (np.zeros(shape, spec.dtype) if rng is None
+                                else rng.standard_normal(shape).astype(spec.dtype))
+        return feeds
+
+    def warm_up(self, runs: int = 1) -> int:
+        """Run ``runs`` inferences on zeros of the model's smallest batch; returns runs done."""
+        feeds = self.example_inputs()
+        if feeds is None:
+            self.source.notes.append("warm-up skipped: an input has dynamic dims other than the batch")
+            return 0
+        for _ in range(runs):
+            self.runner.infer(feeds)
+        self.warmup_runs += runs
+        return runs
+
+    # -- properties ----------------------------------------------------------------------
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self.runner.inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self.runner.outputs
+
+    @property
+    def backend(self) -> str:
+        return self.runner.name
+
+    @property
+    def preprocessing(self) -> PreprocessSpec | None:
+        return self.source.preprocessing
+
+    @property
+    def labels(self) -> list[str] | None:
+        return self.source.labels
+
+    def describe(self) -> dict[str, Any]:
+        """What runs: source, artifact, verification, backend, providers, options, notes."""
+        return {
+            "source": str(self.source.bundle_root or self.source.path),
+            "artifact": self.source.artifact or self.source.path.name,
+            "precision": self.source.record.get("precision"),
+            "sha256_verified": self.source.verified,
+            **self.runner.describe(),
+            "inputs": [s.describe() for s in self.inputs],
+            "warmup_runs": self.warmup_runs,
+            "notes": list(self.source.notes),
+        }
+
+    # -- inference -----------------------------------------------------------------------
+    def preprocess(self, images: Any) -> np.ndarray:
+        """Images (paths, a folder, PIL images or uint8 arrays) -> the model's input batch."""
+        spec = self.preprocessing
+        if spec is None:
+            raise InputError(
+                "this model has no preprocessing spec (a single model file was loaded without one); "
+                "pass preprocessing= to Runtime.load, or give arrays instead of images"
+            )
+        if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
+            images = list_images(images)
+        elif _is_image(images):
+            images = [images]
+        batch = preprocess_batch(list(images), spec)
+        dtype = self.inputs[0].dtype
+        return batch if batch.dtype == dtype else batch.astype(dtype)
+
+    def run(self, feeds: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Raw inference: one array (single-input models) or ``{name: array}`` -> ``{name: output}``."""
+        specs = self.inputs
+        if isinstance(feeds, np.ndarray):
+            if len(specs) != 1:
+                names = ", ".join(s.name for s in specs)
+                raise InputError(f"the model has {len(specs)} inputs ({names}); pass a dict {{name: array}}")
+            feeds = {specs[0].name: feeds}
+        elif isinstance(feeds, Mapping):
+            want, got = {s.name for s in specs}, set(feeds)
+            if want != got:
+                raise InputError(f"expected inputs {sorted(want)}, got {sorted(got)}")
+        else:
+            raise InputError(f"expected a numpy array or a dict of arrays, got {type(feeds).__name__}")
+        for spec in specs:
+            check_input(feeds[spec.name], spec)
+        n = {a.shape[0] for a in feeds.values()}
+        if len(n) != 1:
+            raise InputError(f"all inputs must have the same batch size, got {sorted(n)}")
+        plan = plan_batch(n.pop(), specs[0])
+        names = [o.name for o in self.outputs]
+        if plan.direct:
+            return dict(zip(names, self.runner.infer(feeds)))
+        parts = [self.runner.infer(part) for part in chunks(dict(feeds), plan)]
+        return {name: np.concatenate([p[i] for p in parts])[: plan.n] for i, name in enumerate(names)}
+
+    def predict(self, inputs: Any) -> np.ndarray:
+        """The first output for arrays or images (paths, a folder, PIL images, uint8 HxWxC arrays)."""
+        if isinstance(inputs, np.ndarray) and not (_is_image(inputs) and self.inputs[0].dtype != np.uint8):
+            x = inputs
+        elif isinstance(inputs, Mapping):
+            return next(iter(self.run(inputs).values()))
+        elif _is_image(inputs) or (isinstance(inputs, (list, tuple)) and inputs and all(map(_is_image, inputs))):
+            x = self.preprocess(inputs)
+        else:
+            raise ImagesError(
+                f"expected a numpy array, an image path, a folder, a PIL image or a list of images, "
+                f"got {type(inputs).__name__}"
+            )
+        return next(iter(self.run(x).values()))
+
+    def classify(self, inputs: Any, k: int = 5, softmax: bool = True) -> list[list[TopK]]:
+        """Top-``k`` (index, score, label) per sample; scores are softmax probabilities unless
+        ``softmax=False`` (then the raw output values)."""
+        return top_k(self.predict(inputs), k, self.labels, softmax)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        self.runner.close()
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _spec_from_preprocessing(source: Source) -> TensorSpec:
+    spec = source.preprocessing
+    if source.input_shape:
+        return TensorSpec("input", (None, *source.input_shape[1:]), np.dtype("float32"))
+    if spec is None:
+        raise InputError(
+            f"{source.path} stores no input shape; pass preprocessing= (crop, color, layout) so the "
+            "runtime knows the model's input"
+        )
+    h, w = spec.crop
+    dims = (spec.channels, h, w) if spec.layout == "NCHW" else (h, w, spec.channels)
+    return TensorSpec("input", (None, *dims), np.dtype(spec.dtype))
+
+
+def _concrete_shape(spec: TensorSpec, source: Source) -> tuple[int, ...] | None:
+    dims = list(spec.shape)
+    if dims and dims[0] is None:
+        dims[0] = spec.batch_range[0]
+    if any(d is None for d in dims[1:]):
+        known = source.input_shape
+        if known and len(known) == len(dims):
+            dims = [d if d is not None else int(k) for d, k in zip(dims, known)]
+            dims[0] = spec.batch_range[0] if spec.static_batch is None else spec.static_batch
+    return tuple(dims) if all(d is not None for d in dims) else None

@@ -1,0 +1,37 @@
+"""Validate every artifact of an existing bundle (``edge-se validate``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edge_se.bundle import Bundle
+from edge_se.preprocess import PreprocessSpec
+from edge_se.validate.check import check_numerics, ort_runner, torch_runner, validation_inputs
+from edge_se.validate.reference import reference_module
+
+
+def validate_bundle(bundle: Bundle, images: str | Path | None = None) -> list[dict[str, Any]]:
+    """sha256 of every artifact, then numerics of each ONNX / TorchScript artifact vs PyTorch."""
+    import torch
+
+    for name in bundle.artifacts:
+        bundle.verify(name)
+    module = reference_module(bundle)
+    model = bundle.manifest["model"]
+    spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
+    inputs, desc = validation_inputs(spec, model["input_shape"], images=images, seed=model.get("seed", 0))
+    ref = torch_runner(module)
+    checks: list[dict[str, Any]] = []
+    for name, rec in bundle.artifacts.items():
+        names = [o["name"] for o in rec.get("outputs", [])] or None
+        if rec["format"] == "onnx":
+            fn, backend = ort_runner(bundle.root / rec["path"]), "onnxruntime-cpu"
+        elif rec["format"] == "torchscript":
+            fn, backend = torch_runner(torch.jit.load(str(bundle.root / rec["path"]))), "torchscript"
+        else:
+            continue  # engines are validated on their device (edge-se build)
+        checks += check_numerics(name, fn, ref, inputs, desc, rec["precision"], model["dynamic_batch"], names, backend)
+    for c in checks:
+        bundle.record_check(c)
+    return checks

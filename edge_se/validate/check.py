@@ -1,0 +1,111 @@
+"""Run an artifact and the PyTorch reference on the same inputs and judge the difference.
+
+Inputs are real images (scikit-learn's sample photos, or the user's ``--images``) plus seeded
+noise; each is run at batch 1 and, for dynamic-batch artifacts, at a second batch size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from edge_se.preprocess import PreprocessSpec
+from edge_se.validate.inputs import random_inputs, real_inputs
+from edge_se.validate.numerics import compare_outputs
+
+N_REAL = 4
+N_RANDOM = 2
+SECOND_BATCH = 4
+
+
+def validation_inputs(
+    spec: PreprocessSpec, shape: Sequence[int], images: str | Path | None = None, seed: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Named input sets (``real``, ``random``) and a description of each, for the manifest."""
+    real, where = real_inputs(spec, N_REAL, images=images, seed=seed)
+    rnd = random_inputs((N_RANDOM, *shape[1:]), seed=seed)
+    return {"real": real, "random": rnd}, {"real": where, "random": f"{N_RANDOM} seeded N(0,1) inputs (seed {seed})"}
+
+
+def ort_session(path: Path, threads: int | None = None):
+    """A CPU ONNX Runtime session (errors from ORT become ExportError-style messages upstream)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def run_batched(fn, x: np.ndarray, batch: int) -> list[np.ndarray]:
+    """Run ``fn(batch_array) -> list[array]`` over ``x`` in chunks of ``batch``; concatenate."""
+    outs: list[list[np.ndarray]] = []
+    for i in range(0, len(x), batch):
+        outs.append(fn(x[i : i + batch]))
+    return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
+
+
+def torch_runner(module):
+    """``fn(x) -> list[np.ndarray]`` for an eager or TorchScript module."""
+    import torch
+
+    from edge_se.export.torchscript import _as_numpy
+
+    def fn(x: np.ndarray) -> list[np.ndarray]:
+        with torch.no_grad():
+            return _as_numpy(module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))))
+
+    return fn
+
+
+def ort_runner(path: Path):
+    """``fn(x) -> list[np.ndarray]`` for an ONNX file on ORT CPU (casts to the input's dtype)."""
+    sess = ort_session(path)
+    inp = sess.get_inputs()[0]
+    dtype = np.float16 if "float16" in inp.type else np.float32
+
+    def fn(x: np.ndarray) -> list[np.ndarray]:
+        return [np.asarray(o, dtype=np.float32) for o in sess.run(None, {inp.name: x.astype(dtype)})]
+
+    return fn
+
+
+def check_numerics(
+    artifact: str,
+    run_fn,
+    reference_fn,
+    inputs: dict[str, np.ndarray],
+    descriptions: dict[str, str],
+    precision: str,
+    dynamic_batch: bool,
+    output_names: Sequence[str] | None = None,
+    backend: str = "onnxruntime-cpu",
+) -> list[dict[str, Any]]:
+    """One check per (input set, batch size): metrics, verdict and the rule's thresholds."""
+    checks = []
+    batches = [1, SECOND_BATCH] if dynamic_batch else [1]
+    for set_name, x in inputs.items():
+        ref = run_batched(reference_fn, x, SECOND_BATCH)
+        for b in batches:
+            got = run_batched(run_fn, x, b)
+            result = compare_outputs(ref, got, precision, names=output_names)
+            checks.append(
+                {
+                    "name": f"numerics/{set_name}/batch{b}",
+                    "artifact": artifact,
+                    "precision": precision,
+                    "backend": backend,
+                    "inputs": descriptions[set_name],
+                    "batch": b,
+                    **result,
+                }
+            )
+    return checks
+
+
+def failed_summary(checks: list[dict[str, Any]]) -> str:
+    """One line naming each failed check and why."""
+    return "; ".join(f"{c['artifact']} {c['name']}: {c.get('reason') or 'failed'}" for c in checks if not c["passed"])
