@@ -67,3 +67,8 @@ def reduced_channels(
     if not isinstance(rd_ratio, (int, float)) or isinstance(rd_ratio, bool) or rd_ratio <= 0:
         raise InputError(f"{where}: expected rd_ratio to be a positive number, found {rd_ratio!r}")
     return max(int(round(channels * rd_ratio)), minimum)
+
+
+def is_odd_int(value: object, minimum: int = 1) -> bool:
+    """True for an odd int ``>= minimum`` (a kernel size that keeps the size with 'same' padding)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum and value % 2 == 1

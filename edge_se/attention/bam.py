@@ -57,7 +57,9 @@ class BAM(nn.Module):
         check_channels(channels, "BAM")
         check_channels(dilation, "BAM", "dilation")
         if combine not in COMBINE_MODES:
-            raise InputError(f"BAM: expected combine to be one of {', '.join(COMBINE_MODES)}, found {combine!r}")
+            raise InputError(
+                f"BAM: expected combine to be one of {', '.join(COMBINE_MODES)}, found {combine!r}"
+            )
         self.combine = combine
         hidden = reduced_channels(channels, rd_ratio, rd_channels, "BAM")
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edge_se.attention._layers import LayerSpec, check_channels, make_layer, reduced_channels
+from edge_se.attention._layers import (
+    LayerSpec, check_channels, is_odd_int, make_layer, reduced_channels,
+)
 from edge_se.errors import InputError
 
 
@@ -79,8 +81,10 @@ class SpatialGate(nn.Module):
         norm_layer: type[nn.Module] | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise InputError(f"CBAM SpatialGate: expected an odd positive kernel_size, found {kernel_size!r}")
+        if not is_odd_int(kernel_size):
+            raise InputError(
+                f"CBAM SpatialGate: expected an odd positive kernel_size, found {kernel_size!r}"
+            )
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=norm_layer is None)
         self.norm = norm_layer(1) if norm_layer is not None else nn.Identity()
         self.gate = make_layer(gate_layer, "CBAM gate_layer")

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from edge_se.attention._layers import LayerSpec, check_channels, make_layer
+from edge_se.attention._layers import LayerSpec, check_channels, is_odd_int, make_layer
 from edge_se.errors import InputError
 
 
@@ -55,7 +55,7 @@ class ECA(nn.Module):
             if gamma <= 0:
                 raise InputError(f"ECA: expected gamma > 0, found {gamma!r}")
             kernel_size = eca_kernel_size(channels, gamma, beta)
-        elif isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        elif not is_odd_int(kernel_size):
             raise InputError(
                 f"ECA: expected kernel_size to be a positive odd int, found {kernel_size!r}; "
                 f"odd sizes keep the channel count with 'same' padding"

@@ -41,7 +41,9 @@ class SimAM(nn.Module):
         self.gate = make_layer(gate_layer, "SimAM gate_layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = torch.as_tensor(x.shape[2] * x.shape[3] - 1).clamp(min=1)
+        n = x.shape[2] * x.shape[3] - 1
+        # under torch.jit.trace the size is a traced tensor: clamp it as a tensor to stay dynamic
+        n = n.clamp(min=1) if isinstance(n, torch.Tensor) else max(n, 1)
         d = (x - x.mean((2, 3), keepdim=True)).pow(2)
         v = d.sum((2, 3), keepdim=True) / n
         e_inv = d / (4 * (v + self.e_lambda)) + 0.5

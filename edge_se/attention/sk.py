@@ -21,7 +21,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from edge_se.attention._layers import LayerSpec, check_channels, make_layer, reduced_channels
+from edge_se.attention._layers import (
+    LayerSpec, check_channels, is_odd_int, make_layer, reduced_channels,
+)
 from edge_se.errors import InputError
 
 
@@ -59,15 +61,15 @@ class SelectiveKernel(nn.Module):
     ) -> None:
         super().__init__()
         check_channels(channels, "SelectiveKernel")
-        out_channels = channels if out_channels is None else check_channels(out_channels, "SelectiveKernel", "out_channels")
+        if out_channels is None:
+            out_channels = channels
+        check_channels(out_channels, "SelectiveKernel", "out_channels")
         check_channels(stride, "SelectiveKernel", "stride")
         check_channels(groups, "SelectiveKernel", "groups")
         check_channels(min_channels, "SelectiveKernel", "min_channels")
         kernel_sizes = tuple(kernel_sizes)
         smallest = 3 if dilated else 1
-        if len(kernel_sizes) < 2 or any(
-            isinstance(k, bool) or not isinstance(k, int) or k < smallest or k % 2 == 0 for k in kernel_sizes
-        ):
+        if len(kernel_sizes) < 2 or not all(is_odd_int(k, smallest) for k in kernel_sizes):
             raise InputError(
                 f"SelectiveKernel: expected at least two odd kernel sizes >= {smallest}, found {kernel_sizes!r}"
             )
@@ -78,7 +80,9 @@ class SelectiveKernel(nn.Module):
             )
         self.kernel_sizes = kernel_sizes
         self.dilated = bool(dilated)
-        hidden = reduced_channels(out_channels, rd_ratio, rd_channels, "SelectiveKernel", minimum=min_channels)
+        hidden = reduced_channels(
+            out_channels, rd_ratio, rd_channels, "SelectiveKernel", minimum=min_channels
+        )
 
         def act() -> nn.Module:
             return make_layer(act_layer, "SelectiveKernel act_layer")
@@ -88,19 +92,24 @@ class SelectiveKernel(nn.Module):
             size, dilation = (3, (k - 1) // 2) if dilated else (k, 1)
             pad = dilation * (size - 1) // 2
             branches.append(nn.Sequential(
-                nn.Conv2d(channels, out_channels, size, stride=stride, padding=pad, dilation=dilation,
-                          groups=groups, bias=False),
+                nn.Conv2d(channels, out_channels, size, stride=stride, padding=pad,
+                          dilation=dilation, groups=groups, bias=False),
                 nn.BatchNorm2d(out_channels), act(),
             ))
         self.branches = nn.ModuleList(branches)
-        self.fuse = nn.Sequential(nn.Conv2d(out_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), act())
-        self.select = nn.ModuleList(nn.Conv2d(hidden, out_channels, 1, bias=False) for _ in kernel_sizes)
+        self.fuse = nn.Sequential(
+            nn.Conv2d(out_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), act()
+        )
+        self.select = nn.ModuleList(
+            nn.Conv2d(hidden, out_channels, 1, bias=False) for _ in kernel_sizes
+        )
         self.softmax = nn.Softmax(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = torch.stack([branch(x) for branch in self.branches], dim=1)  # (B, M, C, H, W)
         z = self.fuse(feats.sum(1).mean((2, 3), keepdim=True))  # (B, d, 1, 1)
-        weights = self.softmax(torch.stack([fc(z) for fc in self.select], dim=1))  # (B, M, C, 1, 1)
+        logits = torch.stack([fc(z) for fc in self.select], dim=1)  # (B, M, C, 1, 1)
+        weights = self.softmax(logits)
         return (feats * weights).sum(1)
 
     def extra_repr(self) -> str:

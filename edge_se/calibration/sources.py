@@ -59,7 +59,7 @@ def _decode_file(path: Path, rel: str) -> Any:
     try:
         with Image.open(path) as im:
             im.load()
-            return im.copy() if im.mode != "P" else im.convert("RGBA" if "transparency" in im.info else "RGB")
+            return im.copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise BadImage(
             rel,

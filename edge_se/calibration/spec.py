@@ -9,7 +9,7 @@ split = "train"        # digits only: "train" | "test" | "all" (the seeded 75/25
 
 [preprocessing]        # PreprocessSpec keys (edge_se.preprocess)
 crop = [224, 224]
-resize = 256
+resize = 256           # shorter side first; resize = false: no resize (TOML has no null)
 
 [selection]
 count = 512
@@ -142,8 +142,11 @@ def parse_spec(data: dict[str, Any], where: str, base_dir: Path, text: str = "")
     method = _choice("selection.method", selection.get("method", "random"), METHODS, where)
 
     if "preprocessing" in data:
+        table = dict(data["preprocessing"])
+        if table.get("resize") is False:  # TOML has no null: resize = false means "no resize"
+            table["resize"] = None
         try:
-            pre = PreprocessSpec.from_dict(data["preprocessing"], where=f"{where} [preprocessing]")
+            pre = PreprocessSpec.from_dict(table, where=f"{where} [preprocessing]")
         except InputError as e:
             raise CalibrationError(str(e)) from None
     elif kind == "digits":

@@ -106,7 +106,7 @@ def train_digits(
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.2)
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         history = []
         for epoch in range(epochs):
             net.train()
@@ -123,7 +123,7 @@ def train_digits(
                 sched.step()
                 total += float(loss.detach()) * len(idx)
             history.append(round(total / len(order), 4))
-        train_s = time.perf_counter() - t0
+        train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
 
         x_hard, y_hard = D.digits_hard()
         result: dict[str, Any] = {
@@ -135,6 +135,7 @@ def train_digits(
             "n_train": len(y_train), "n_test": len(y_test), "n_hard": len(y_hard),
             "loss_per_epoch": history,
             "train_seconds": round(train_s, 2),
+            "train_cpu_seconds": round(cpu_s, 2),
             "threads": torch.get_num_threads(),
             "input_shape": list(D.INPUT_SHAPE),
             "preprocessing": D.DIGITS_PREPROCESS.to_dict(),

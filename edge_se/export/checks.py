@@ -107,6 +107,7 @@ def probe_model(module, shape: Sequence[int]) -> dict[str, Any]:
     import torch
 
     x = torch.zeros(tuple(shape))
+    fixed_pools = _fixed_window_pools(module, x)
     try:
         out = _run_naming_module(module, x)
     except _ResolutionFailure as f:
@@ -116,17 +117,47 @@ def probe_model(module, shape: Sequence[int]) -> dict[str, Any]:
         ) from None
     n_out = 1 if isinstance(out, torch.Tensor) else len(out) if isinstance(out, (list, tuple)) else 1
     n, c, h, w = shape
-    alt = (n, c, h + 32, w + 32)
+    # a second resolution far enough away that a fixed pooling window changes the output size
+    dh, dw = max(32, min(h, 256)), max(32, min(w, 256))
+    alt = (n, c, h + dh, w + dw)
     try:
         out2 = _run_naming_module(module, torch.zeros(alt))
     except _ResolutionFailure as f:
-        return {"resolution": "fixed", "fixed_by": f"{f.where} fails at {h + 32}x{w + 32}: {f.reason}", "outputs": n_out}
+        cause = f"{f.where} fails at {h + dh}x{w + dw}: {f.reason}"
+        if fixed_pools:
+            cause = f"{'; '.join(fixed_pools)}; then {cause}"
+        return {"resolution": "fixed", "fixed_by": cause, "outputs": n_out}
     same = _shapes(out) == _shapes(out2)
     return {
         "resolution": "any" if same else "fixed",
         "fixed_by": None if same else f"output shape changes with resolution ({_shapes(out)} -> {_shapes(out2)})",
         "outputs": n_out,
     }
+
+
+def _fixed_window_pools(module, x) -> list[str]:
+    """Fixed-window pools that reduce the map to 1x1 only at this input size (AvgPool2d(7) style)."""
+    import torch
+    from torch import nn
+
+    found: list[str] = []
+    handles = []
+    for name, m in module.named_modules():
+        if isinstance(m, (nn.AvgPool2d, nn.MaxPool2d, nn.LPPool2d)):
+            def hook(mod, inp, out, name=name):
+                if out.dim() == 4 and out.shape[-2:] == (1, 1) and tuple(inp[0].shape[-2:]) != (1, 1):
+                    found.append(f"module '{name}' ({_short_repr(mod)}) pools a {tuple(inp[0].shape[-2:])} map to 1x1 "
+                                 "only at this input size (use AdaptiveAvgPool2d(1) to make it resolution-agnostic)")
+            handles.append(m.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            module(x)
+    except Exception:  # the caller runs the model again and reports the failure properly
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return found
 
 
 def _shapes(out) -> list:

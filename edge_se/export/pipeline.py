@@ -20,7 +20,7 @@ from edge_se.export.simplify import simplify_model
 from edge_se.export.torchscript import export_torchscript
 from edge_se.export.trt_ops import DEFAULT_TRT_VERSION, count_ops, op_support
 from edge_se.preprocess import PreprocessSpec, list_images
-from edge_se.validate.check import check_numerics, failed_summary, ort_runner, torch_runner, validation_inputs
+from edge_se.validate.check import check_numerics, load_torchscript, failed_summary, ort_runner, torch_runner, validation_inputs
 
 SEED = 0
 
@@ -184,7 +184,7 @@ def validate_fp32(bundle: Bundle, module, images: str | Path | None = None) -> l
     ref = torch_runner(module)
     names = [o["name"] for o in bundle.artifact("model.onnx")["outputs"]]
     checks = check_numerics("model.onnx", ort_runner(bundle.verify("model.onnx")), ref, inputs, desc, "fp32", dynamic, names)
-    ts = torch.jit.load(str(bundle.verify("model.ts")))
+    ts = load_torchscript(bundle.verify("model.ts"))
     checks += check_numerics("model.ts", torch_runner(ts), ref, inputs, desc, "fp32", dynamic, names, backend="torchscript")
     for c in checks:
         bundle.record_check(c)

@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_se.bundle import atomic_path
 from edge_se.errors import ExportError
+from edge_se.validate.numerics import compare_outputs
 
 
 def export_torchscript(module, example, out: Path, check_inputs: list | None = None) -> dict:
@@ -31,22 +32,20 @@ def export_torchscript(module, example, out: Path, check_inputs: list | None = N
                 frozen = torch.jit.freeze(traced.eval())
         except Exception as e:  # tracing raises many types; name it and the reason
             raise ExportError(f"TorchScript trace failed: {type(e).__name__}: {_first_line(e)}") from None
-        max_abs = 0.0
+        refs: list[list[np.ndarray]] = []
+        gots: list[list[np.ndarray]] = []
         with torch.no_grad():
             for x in [example, *(check_inputs or [])]:
-                ref = _as_numpy(module(x))
-                got = _as_numpy(frozen(x))
-                if len(ref) != len(got):
-                    raise ExportError("TorchScript module returns a different number of outputs than eager")
-                for r, g in zip(ref, got):
-                    if r.shape != g.shape:
-                        raise ExportError(f"TorchScript output shape {g.shape} != eager {r.shape}")
-                    max_abs = max(max_abs, float(np.abs(r - g).max()) if r.size else 0.0)
+                refs.append(_as_numpy(module(x)))
+                gots.append(_as_numpy(frozen(x)))
         with atomic_path(out) as tmp:
             torch.jit.save(frozen, str(tmp))
-    # freezing folds BN and may reorder float ops: equality within float32 rounding, not bit-exact
-    passed = max_abs <= 1e-4
-    return {"name": "torchscript-vs-eager", "passed": passed, "max_abs": max_abs, "rule": "max abs <= 1e-4"}
+    # freezing folds BN and may reorder float ops: equal within the FP32 tolerance, not bit-exact
+    results = [compare_outputs(r, g, "fp32") for r, g in zip(refs, gots)]
+    failed = [r["reason"] for r in results if not r["passed"]]
+    max_abs = max((o.get("max_abs", 0.0) for r in results for o in r["outputs"]), default=0.0)
+    return {"name": "torchscript-vs-eager", "passed": not failed, "max_abs": max_abs,
+            "reason": "; ".join(failed), "rule": "FP32 tolerance (edge_se/validate/tolerances.py)"}
 
 
 def _as_numpy(out) -> list[np.ndarray]:

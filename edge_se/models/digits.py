@@ -22,6 +22,7 @@ from torch import nn
 
 from edge_se.attention import SelectiveKernel, create_attn
 from edge_se.errors import InputError
+from edge_se.models._init import kaiming_init_
 from edge_se.models.registry import register_model
 
 DIGITS_SHAPE = (1, 1, 32, 32)
@@ -67,6 +68,7 @@ class MBConvDigitsNet(nn.Module):
         )
         self.head = _conv_bn_act(64, 128, 1)
         self.fc = nn.Linear(128, num_classes)
+        kaiming_init_(self, mode="fan_in")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.head(self.blocks(self.stem(x))).mean((2, 3)))
@@ -108,6 +110,7 @@ class ConvDigitsNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.pool = nn.MaxPool2d(2)
         self.fc = nn.Linear(cin, num_classes)
+        kaiming_init_(self, mode="fan_in")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for stage in self.stages:

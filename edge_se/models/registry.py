@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar, overload
 
@@ -124,10 +125,15 @@ def _ensure_zoo() -> None:
         importlib.import_module(mod)
 
 
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def list_models(pattern: str | None = None) -> list[str]:
-    """Sorted zoo names; ``pattern`` is a shell wildcard (``se_*``) or, without one, a substring."""
+    """Zoo names in natural order (resnet18 < resnet101); ``pattern`` is a shell wildcard
+    (``se_*``) or, without wildcard characters, a substring."""
     _ensure_zoo()
-    names = sorted(_REGISTRY)
+    names = sorted(_REGISTRY, key=_natural_key)
     if not pattern:
         return names
     if not any(ch in pattern for ch in "*?["):

@@ -12,7 +12,12 @@ Transformations" (ResNeXt), CVPR 2017. Attention placement follows each attentio
   SK-ResNets, not the paper's SKNet-50 (a 32-group ResNeXt); pass ``attn_kwargs`` to change it.
 
 The stem is the torchvision/He et al. stem; global pooling is ``x.mean((2, 3))`` so any input
-size works. Weights: Kaiming-normal (fan_out) convolutions, BN weight 1 / bias 0.
+size works. Init: Kaiming-normal (fan_out) convolutions, BN weight 1 / bias 0, except the last BN
+of each residual branch, whose weight is ``1/sqrt(number of blocks)`` (as SkipInit/Fixup scale
+residual branches). Reason: edge-se exports random-init models for testing, and with weight 1 a
+random-init SE-ResNet-152 in eval mode reaches activations of ~5e3 and is numerically chaotic
+(float32 vs float64 logits differ by 12% at 64x64), so no export check could pass; with the
+scaling the same comparison differs by 5e-7. Trained checkpoints overwrite it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from torch import nn
 
 from edge_se.attention import SelectiveKernel, create_attn
 from edge_se.errors import InputError
+from edge_se.models._init import kaiming_init_
 from edge_se.models.registry import register_model
 
 BLOCK_ATTN = ("se", "cbam", "eca", "simam")  # applied before the residual add
@@ -79,6 +85,11 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
         self.act2 = nn.ReLU(inplace=True)
 
+    @property
+    def last_norm(self) -> nn.BatchNorm2d:
+        """The BN closing the residual branch."""
+        return self.bn2
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.act1(self.bn1(self.conv1(x)))
@@ -115,6 +126,11 @@ class Bottleneck(nn.Module):
         self.attn = _attn_at(attn_type, attn_type in BLOCK_ATTN, outplanes, kw)
         self.downsample = downsample
         self.act3 = nn.ReLU(inplace=True)
+
+    @property
+    def last_norm(self) -> nn.BatchNorm2d:
+        """The BN closing the residual branch."""
+        return self.bn3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
@@ -190,12 +206,10 @@ class ResNet(nn.Module):
         return nn.Sequential(*blocks), outplanes
 
     def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        kaiming_init_(self, mode="fan_out")
+        blocks = [m for m in self.modules() if isinstance(m, (BasicBlock, Bottleneck))]
+        for block in blocks:  # depth-scaled residual branches (see the module docstring)
+            nn.init.constant_(block.last_norm.weight, len(blocks) ** -0.5)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))

@@ -36,16 +36,22 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-GATE_OPS = frozenset({"Sigmoid", "HardSigmoid", "Softmax"})
+GATE_OPS = frozenset({"Sigmoid", "HardSigmoid", "Softmax", "QLinearSigmoid", "QLinearSoftmax"})
 #: ops that only move or re-encode the gate between the activation and the rescaling Mul
 PASSTHROUGH_OPS = frozenset(
     {"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Transpose", "Expand", "Identity", "Cast",
      "QuantizeLinear", "DequantizeLinear", "Split", "Slice", "Gather"}
 )
 REDUCTION_OPS = frozenset(
-    {"GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax", "ReduceSum", "ReduceSumSquare", "ReduceL2"}
+    {"GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax", "ReduceSum", "ReduceSumSquare", "ReduceL2",
+     "QLinearGlobalAveragePool", "QLinearReduceMean"}
 )
-LINEAR_OPS = frozenset({"Conv", "Gemm", "MatMul", "ConvInteger", "MatMulInteger", "QLinearConv", "QLinearMatMul"})
+LINEAR_OPS = frozenset(
+    {"Conv", "Gemm", "MatMul", "ConvInteger", "MatMulInteger", "QLinearConv", "QLinearMatMul", "QGemm"}
+)
+#: position of the two data operands of binary ops (ONNX Runtime's QOperator format interleaves
+#: scales and zero points)
+_BINARY_DATA = {"Mul": (0, 1), "Add": (0, 1), "QLinearMul": (0, 3), "QLinearAdd": (0, 3)}
 KINDS = ("se", "eca", "cbam_channel", "cbam_spatial", "bam", "sk", "simam", "gate")
 
 
@@ -65,6 +71,8 @@ class GateBlock:
         rescale_nodes: names of the rescaling Mul node(s).
         scope: the PyTorch module path of the gate node (``layer1.0.se.gate``), or ``None``
             when the graph has no torch scopes.
+        gate_output_quant: for QOperator graphs (``QLinearSigmoid``), the (scale, zero point)
+            tensors that dequantize ``gate_output``; ``None`` when it is a float tensor.
         node_indices: positions of ``nodes`` in ``graph.node``.
     """
 
@@ -77,6 +85,7 @@ class GateBlock:
     gate_op: str = ""
     rescale_nodes: tuple[str, ...] = ()
     scope: str | None = None
+    gate_output_quant: tuple[str, str] | None = None
     node_indices: tuple[int, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict:
@@ -90,6 +99,7 @@ class GateBlock:
             "gate_op": self.gate_op,
             "rescale_nodes": list(self.rescale_nodes),
             "scope": self.scope,
+            "gate_output_quant": list(self.gate_output_quant) if self.gate_output_quant else None,
         }
 
 
@@ -156,7 +166,28 @@ class _Graph:
             return None
         if n.op_type in ("Identity", "Cast") and n.input:
             return self.const_value(n.input[0])
+        if n.op_type == "DequantizeLinear" and len(n.input) >= 2:
+            qi = self.producer.get(n.input[0])
+            if qi is not None and self.nodes[qi].op_type == "QuantizeLinear":  # Q/DQ around a float constant
+                return self.const_value(self.nodes[qi].input[0])
+            q, scale = self.const_value(n.input[0]), self.const_value(n.input[1])
+            zero = self.const_value(n.input[2]) if len(n.input) > 2 and n.input[2] else np.zeros(1)
+            if q is None or scale is None or zero is None or scale.size != 1 or zero.size != 1:
+                return None
+            return (q.astype(np.float64) - zero.astype(np.float64).item()) * scale.astype(np.float64).item()
         return None
+
+    def operand_value(self, i: int, tensor: str) -> np.ndarray | None:
+        """Constant value of the operand of binary node ``i`` that is not ``tensor`` (dequantized)."""
+        n = self.nodes[i]
+        pos = _BINARY_DATA[n.op_type][1] if n.input[_BINARY_DATA[n.op_type][0]] == tensor else _BINARY_DATA[n.op_type][0]
+        value = self.const_value(n.input[pos])
+        if value is None or not n.op_type.startswith("QLinear"):
+            return value
+        scale, zero = self.const_value(n.input[pos + 1]), self.const_value(n.input[pos + 2])
+        if scale is None or zero is None:
+            return None
+        return (value.astype(np.float64) - zero.astype(np.float64)) * scale.astype(np.float64)
 
     def is_const(self, tensor: str) -> bool:
         if tensor in self.inits:
@@ -202,7 +233,7 @@ class _Graph:
 
     def reduce_axes(self, i: int) -> tuple[int, ...] | None:
         n = self.nodes[i]
-        if n.op_type in ("GlobalAveragePool", "GlobalMaxPool"):
+        if n.op_type in ("GlobalAveragePool", "GlobalMaxPool", "QLinearGlobalAveragePool"):
             return (2, 3)
         axes = self.attr(i, "axes")
         if axes is None and len(n.input) > 1 and n.input[1]:
@@ -211,8 +242,19 @@ class _Graph:
         return None if axes is None else tuple(int(a) for a in axes)
 
 
+def _binary_data(n: onnx.NodeProto) -> tuple[str, str]:
+    a, b = _BINARY_DATA[n.op_type]
+    return (n.input[a], n.input[b]) if len(n.input) > b else ("", "")
+
+
+def _other_operand(n: onnx.NodeProto, tensor: str) -> str:
+    a, b = _binary_data(n)
+    return b if a == tensor else a
+
+
 def _is_all_ones(value: np.ndarray | None) -> bool:
-    return value is not None and value.size > 0 and bool(np.all(value == 1))
+    # quantized graphs store the 1 as int8/uint8 with a scale: allow its rounding error
+    return value is not None and value.size > 0 and bool(np.allclose(value, 1.0, rtol=0, atol=1e-2))
 
 
 def _follow_gate(g: _Graph, gate_idx: int) -> tuple[list[int], list[tuple[int, str]], bool]:
@@ -235,12 +277,11 @@ def _follow_gate(g: _Graph, gate_idx: int) -> tuple[list[int], list[tuple[int, s
             data_in = n.input[0] if n.input else ""
             if n.op_type in PASSTHROUGH_OPS and data_in == tensor:
                 step = True
-            elif n.op_type == "Add" and len(n.input) == 2:
-                other = n.input[1] if n.input[0] == tensor else n.input[0]
-                step = _is_all_ones(g.const_value(other))
+            elif n.op_type in ("Add", "QLinearAdd") and tensor in _binary_data(n):
+                step = _is_all_ones(g.operand_value(i, tensor))
                 plus_one = plus_one or step
-            elif n.op_type == "Mul" and len(n.input) == 2:
-                other = n.input[1] if n.input[0] == tensor else n.input[0]
+            elif n.op_type in ("Mul", "QLinearMul") and tensor in _binary_data(n):
+                other = _other_operand(n, tensor)
                 if other not in chain_tensors and not g.is_const(other):
                     muls.append((i, other))
                 step = False
@@ -255,22 +296,28 @@ def _follow_gate(g: _Graph, gate_idx: int) -> tuple[list[int], list[tuple[int, s
     return chain, muls, plus_one
 
 
+def _base_op(op_type: str) -> str:
+    """The float op a QOperator node stands for (``QLinearAdd`` -> ``Add``)."""
+    return op_type[len("QLinear"):] if op_type.startswith("QLinear") else op_type
+
+
 def _classify(g: _Graph, gate_idx: int, body: set[int], muls: list[tuple[int, str]], plus_one: bool) -> str:
-    ops = [g.nodes[i].op_type for i in body]
-    if g.nodes[gate_idx].op_type == "Softmax":
+    ops = [_base_op(g.nodes[i].op_type) for i in body]
+    if g.nodes[gate_idx].op_type in ("Softmax", "QLinearSoftmax"):
         return "sk"
     if plus_one:
         return "bam"
     for mi, x in muls:  # x + x * g
         out = g.nodes[mi].output[0]
         for c in g.consumers.get(out, ()):
-            if g.nodes[c].op_type == "Add" and x in g.nodes[c].input:
+            if g.nodes[c].op_type in ("Add", "QLinearAdd") and x in _binary_data(g.nodes[c]):
                 return "bam"
     for i in body:
         n = g.nodes[i]
-        if n.op_type == "Conv":
+        if n.op_type in ("Conv", "QLinearConv"):
             ks = g.attr(i, "kernel_shape")
-            w = g.inits.get(n.input[1]) if len(n.input) > 1 else None
+            wi = 1 if n.op_type == "Conv" else 3
+            w = g.inits.get(n.input[wi]) if len(n.input) > wi else None
             if (ks is not None and len(ks) == 1) or (ks is None and w is not None and len(w.dims) == 3):
                 return "eca"
     reductions = [(i, g.reduce_axes(i)) for i in body if g.nodes[i].op_type in REDUCTION_OPS]
@@ -278,7 +325,8 @@ def _classify(g: _Graph, gate_idx: int, body: set[int], muls: list[tuple[int, st
     if channel_reduce and "Concat" in ops:
         return "cbam_spatial"
     spatial = [i for i, ax in reductions if ax is not None and set(ax) in ({2, 3}, {-2, -1})]
-    avg = any(g.nodes[i].op_type in ("ReduceMean", "GlobalAveragePool") for i in spatial)
+    avg = any(g.nodes[i].op_type in ("ReduceMean", "GlobalAveragePool", "QLinearGlobalAveragePool", "QLinearReduceMean")
+              for i in spatial)
     mx = any(g.nodes[i].op_type in ("ReduceMax", "GlobalMaxPool") for i in spatial)
     has_linear = any(op in LINEAR_OPS for op in ops)
     if avg and mx and "Add" in ops and has_linear:
@@ -292,6 +340,7 @@ def _classify(g: _Graph, gate_idx: int, body: set[int], muls: list[tuple[int, st
 
 def _block_name(g: _Graph, indices: Iterable[int]) -> str | None:
     paths = [module_path(g.nodes[i].name) for i in indices if g.nodes[i].name]
+    paths = [p for p in paths if p]
     paths = [p.split(".") for p in paths if p is not None]
     if not paths:
         return None
@@ -326,7 +375,13 @@ def find_attention_gates(model: onnx.ModelProto | str | Path) -> list[GateBlock]
         kind = _classify(g, gi, body, muls, plus_one)
         members = sorted(body | {gi} | set(chain) | {mi for mi, _ in muls})
         scope = module_path(node.name) if node.name else None
-        name = _block_name(g, members) or f"{kind}.{sum(b.kind == kind for b in blocks)}"
+        # the gate and its rescaling Mul(s) name the block: their common module scope is the
+        # attention module, whatever Q/DQ or shape nodes the body picked up around it
+        name = (
+            _block_name(g, [gi] + [mi for mi, _ in muls])
+            or _block_name(g, members)
+            or f"{kind}.{sum(b.kind == kind for b in blocks)}"
+        )
         used_names[name] = used_names.get(name, 0) + 1
         if used_names[name] > 1:
             name = f"{name}#{used_names[name]}"
@@ -341,6 +396,7 @@ def find_attention_gates(model: onnx.ModelProto | str | Path) -> list[GateBlock]
                 gate_op=node.op_type,
                 rescale_nodes=tuple(g.label(mi) for mi, _ in muls),
                 scope=scope,
+                gate_output_quant=(node.input[3], node.input[4]) if node.op_type.startswith("QLinear") else None,
                 node_indices=tuple(members),
             )
         )

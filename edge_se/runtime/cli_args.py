@@ -24,6 +24,8 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--provider", action="append", dest="providers", metavar="EP",
                    help="ONNX Runtime execution provider, in priority order (repeatable)")
     g.add_argument("--warmup", type=int, default=1, metavar="N", help="warm-up runs on load (default 1)")
+    g.add_argument("--cache-dir", metavar="DIR",
+                   help="keep ONNX Runtime-optimized models here for faster later loads (a trusted folder)")
     g.add_argument("--no-verify", action="store_true",
                    help="skip the sha256 check of the artifact (only for files you trust)")
 
@@ -36,5 +38,5 @@ def load_runtime(args: argparse.Namespace):
         args.bundle, args.backend, precision=args.precision, artifact=args.artifact, verify=not args.no_verify,
         warmup=args.warmup, threads=args.threads, inter_op_threads=args.inter_op_threads,
         graph_optimization=args.graph_optimization, execution_mode=args.execution_mode,
-        providers=args.providers,
+        providers=args.providers, cache_dir=args.cache_dir,
     )

@@ -89,6 +89,7 @@ class Runtime:
         providers: Sequence[str] | None = None,
         io_binding: bool | None = None,
         max_contexts: int = 4,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> "Runtime":
         """Load a bundle folder or one ``.onnx`` / ``.engine`` / ``.plan`` / ``.ts`` file.
 
@@ -99,19 +100,23 @@ class Runtime:
         ``warmup``: inference runs on load (0 to skip). ``threads``: intra-op threads (ONNX
         Runtime, torch); ``inter_op_threads``, ``graph_optimization``, ``execution_mode``,
         ``providers``, ``io_binding``: ONNX Runtime session options. ``max_contexts``: TensorRT
-        execution contexts in the pool.
+        execution contexts in the pool. ``cache_dir``: keep ONNX Runtime-optimized models there
+        for faster, leaner later loads (see :mod:`edge_se.runtime.ort_cache`).
         """
         if not isinstance(warmup, int) or warmup < 0:
             raise InputError(f"warmup must be a non-negative integer, got {warmup!r}")
         source = resolve(path, backend, precision=precision, artifact=artifact, preprocessing=preprocessing,
-                         labels=labels, verify=verify, sha256=sha256)
+                         labels=labels, verify=verify, sha256=sha256, defer=cache_dir is not None)
         if source.backend == "onnxruntime":
-            from edge_se.runtime.backends.onnxruntime import OnnxRuntimeRunner, OrtOptions
+            from edge_se.runtime.backends.onnxruntime import OrtOptions
 
             options = OrtOptions(threads, inter_op_threads, graph_optimization, execution_mode,
                                  tuple(providers) if providers is not None else None, io_binding)
-            runner: Runner = OnnxRuntimeRunner(source.path, options)
+            runner: Runner = _ort_runner(source, options, cache_dir, verify)
         else:
+            source.complete_verification()
+            if cache_dir is not None:
+                source.notes.append(f"cache_dir ignored: it applies to the onnxruntime backend, not {source.backend}")
             inputs, outputs = source.manifest_specs("inputs"), source.manifest_specs("outputs")
             if not inputs:
                 inputs = [_spec_from_preprocessing(source)]
@@ -259,6 +264,31 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ort_runner(source: Source, options, cache_dir, verify: bool) -> Runner:
+    """An ONNX Runtime runner, through the optimized-model cache when ``cache_dir`` is given."""
+    from edge_se.runtime.backends.onnxruntime import OnnxRuntimeRunner
+
+    if cache_dir is None or options.graph_optimization == "disable":
+        source.complete_verification()
+        return OnnxRuntimeRunner(source.path, options)
+    from edge_se.runtime.ort_cache import CacheEntry
+
+    entry = CacheEntry.for_source(cache_dir, source.key_sha256, options.graph_optimization)
+    hit = entry.lookup(verify)
+    if hit is not None:
+        vouched = source.pending is not None  # the manifest vouched for the source of this entry
+        source.pending = None
+        source.verified = source.verified or (verify and vouched)
+        source.notes.append(f"optimized model from the cache: {hit}")
+        return OnnxRuntimeRunner(hit, options, preoptimized=True)
+    source.complete_verification()
+    with entry.writer() as tmp:
+        runner = OnnxRuntimeRunner(source.path, options, save_optimized=tmp)
+    entry.seal({"artifact": source.artifact or source.path.name, "graph_optimization": options.graph_optimization})
+    source.notes.append(f"optimized model saved to the cache: {entry.model}")
+    return runner
 
 
 def _spec_from_preprocessing(source: Source) -> TensorSpec:

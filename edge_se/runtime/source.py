@@ -7,10 +7,11 @@ preprocessing spec, the labels, and the manifest's tensor specs.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -42,6 +43,24 @@ class Source:
     verified: bool = False
     bundle_root: Path | None = None
     notes: list[str] = field(default_factory=list)
+    pending: Callable[[], object] | None = None
+
+    @property
+    def key_sha256(self) -> str:
+        """One sha256 naming the artifact's content: the manifest's hashes (or the file's own)."""
+        files = self.record.get("files") or []
+        if not files:
+            return sha256_file(self.path)
+        if len(files) == 1:
+            return str(files[0]["sha256"])
+        return hashlib.sha256("|".join(str(f["sha256"]) for f in files).encode()).hexdigest()
+
+    def complete_verification(self) -> None:
+        """Run a verification that ``resolve(defer=True)`` postponed (no-op otherwise)."""
+        if self.pending is not None:
+            self.pending()
+            self.pending = None
+            self.verified = True
 
     def manifest_specs(self, key: str) -> list[TensorSpec]:
         """``inputs`` or ``outputs`` of the artifact record (used by TorchScript and TensorRT)."""
@@ -89,14 +108,18 @@ def _labels(value: str | os.PathLike[str] | Sequence[str] | None) -> list[str] |
 def resolve(path: str | os.PathLike[str], backend: str = "auto", *, precision: str | None = None,
             artifact: str | None = None, preprocessing: PreprocessSpec | dict | None = None,
             labels: str | os.PathLike[str] | Sequence[str] | None = None, verify: bool = True,
-            sha256: str | None = None) -> Source:
-    """Pick backend and artifact for ``path`` (bundle folder or model file) and verify it."""
+            sha256: str | None = None, defer: bool = False) -> Source:
+    """Pick backend and artifact for ``path`` (bundle folder or model file) and verify it.
+
+    ``defer=True`` postpones the bundle artifact's sha256 check to
+    :meth:`Source.complete_verification` (used when a verified optimized copy may stand in).
+    """
     backend = normalise_backend(backend)
     if precision is not None and precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     path = Path(path)
     if path.is_dir() or not path.exists() and not path.suffix:
-        return _from_bundle(path, backend, precision, artifact, preprocessing, labels, verify)
+        return _from_bundle(path, backend, precision, artifact, preprocessing, labels, verify, defer)
     return _from_file(path, backend, preprocessing, labels, verify, sha256)
 
 
@@ -132,7 +155,7 @@ def _require(kind: str) -> None:
         require_torch()
 
 
-def _from_bundle(root, backend, precision, artifact, preprocessing, labels, verify) -> Source:
+def _from_bundle(root, backend, precision, artifact, preprocessing, labels, verify, defer) -> Source:
     bundle = Bundle.open(root)
     notes: list[str] = []
     engines = [n for n in bundle.artifacts if Path(n).suffix in (".engine", ".plan")]
@@ -150,12 +173,15 @@ def _from_bundle(root, backend, precision, artifact, preprocessing, labels, veri
     record = bundle.artifact(name)
     if SUFFIXES.get(Path(name).suffix) != backend:
         raise InputError(f"artifact {name} cannot run on the {backend} backend")
-    if verify:
-        file = bundle.verify(name)
+    file = bundle.root / record["path"]
+    if not file.is_file():
+        raise BundleError(f"artifact file {file} listed in {bundle.root / 'manifest.json'} is missing")
+    pending = None
+    if verify and defer:
+        pending = lambda: bundle.verify(name)  # noqa: E731
+    elif verify:
+        bundle.verify(name)
     else:
-        file = bundle.root / record["path"]
-        if not file.is_file():
-            raise BundleError(f"artifact file {file} listed in {bundle.root / 'manifest.json'} is missing")
         notes.append("sha256 verification skipped (--no-verify)")
     spec = _preprocessing(preprocessing, "preprocessing")
     if spec is None and bundle.manifest.get("preprocessing") is not None:
@@ -166,8 +192,8 @@ def _from_bundle(root, backend, precision, artifact, preprocessing, labels, veri
     shape = (bundle.manifest.get("model") or {}).get("input_shape")
     return Source(
         backend, file, artifact=name, record=record, preprocessing=spec, labels=label_list,
-        input_shape=tuple(int(d) for d in shape) if shape else None, verified=verify,
-        bundle_root=bundle.root, notes=notes,
+        input_shape=tuple(int(d) for d in shape) if shape else None, verified=verify and not defer,
+        bundle_root=bundle.root, notes=notes, pending=pending,
     )
 
 

@@ -207,10 +207,18 @@ def parse_recipe(data: dict[str, Any], where: str, base_dir: Path, text: str = "
                 f"{where}: model.input_shape H, W {list(shape[2:])} must equal the opt resolution {list(resolution[1])}"
             )
 
-    t = target(tgt["name"])
-    rng = VersionRange.parse(tgt["tensorrt"])
+    try:
+        t = target(tgt["name"])
+        rng = VersionRange.parse(tgt["tensorrt"])
+    except InputError as e:
+        raise RecipeError(f"{where}: {e}") from None
+    mode = _choice("precision.mode", prec["mode"], PRECISIONS, where)
+    if mode == "int8" and not t.int8:
+        raise RecipeError(f"{where}: target {t.name} has no INT8 support ({t.description}); use precision.mode = \"fp16\"")
+    if mode == "fp16" and not t.fp16:
+        raise RecipeError(f"{where}: target {t.name} has no fast FP16 ({t.description}); use precision.mode = \"fp32\"")
     known = [v for v in KNOWN_VERSIONS if v >= MIN_SUPPORTED]
-    admitted = rng.admits_any(known)
+    admitted = in_range = rng.admits_any(known)
     if not admitted:
         raise RecipeError(
             f"{where}: target.tensorrt {rng} admits no TensorRT edge-se supports "
@@ -228,17 +236,12 @@ def parse_recipe(data: dict[str, Any], where: str, base_dir: Path, text: str = "
     classic = [v for v in admitted if v < STRONGLY_TYPED_FROM]
     typed = [v for v in admitted if v >= STRONGLY_TYPED_FROM]
 
-    mode = _choice("precision.mode", prec["mode"], PRECISIONS, where)
     int8_mode = _choice("precision.int8", prec.get("int8", "auto"), INT8_MODES, where)
     policy = _choice("precision.policy", prec.get("policy", "all" if mode != "int8" else "keep-gates"), POLICIES, where)
     calibrator = _choice("precision.calibrator", prec.get("calibrator", "entropy2"), CALIBRATORS, where)
     for key in ("int8", "calibrator"):
         if key in prec and mode != "int8":
             raise RecipeError(f"{where}: 'precision.{key}' applies only to precision.mode = \"int8\", not {mode!r}; remove it")
-    if mode == "int8" and not t.int8:
-        raise RecipeError(f"{where}: target {t.name} has no INT8 support ({t.description}); use precision.mode = \"fp16\"")
-    if mode == "fp16" and not t.fp16:
-        raise RecipeError(f"{where}: target {t.name} has no fast FP16 ({t.description}); use precision.mode = \"fp32\"")
     if mode == "int8" and int8_mode == "calibrator" and typed:
         raise RecipeError(
             f"{where}: precision.int8 = \"calibrator\" but target.tensorrt {rng} admits TensorRT 11+, which removed "
@@ -256,7 +259,7 @@ def parse_recipe(data: dict[str, Any], where: str, base_dir: Path, text: str = "
             raise RecipeError(f"{where}: target.dla_core is set but target {t.name} has no DLA ({t.description}); remove it")
         if not 0 <= dla_core < t.dla_cores:
             raise RecipeError(f"{where}: target.dla_core {dla_core} out of range; {t.name} has DLA cores 0-{t.dla_cores - 1}")
-        gap = [v for v in admitted if not has_dla_support(v)]
+        gap = [v for v in in_range if not has_dla_support(v)]
         if gap:
             raise RecipeError(
                 f"{where}: DLA requested but target.tensorrt {rng} admits TensorRT "

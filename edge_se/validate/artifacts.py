@@ -7,7 +7,7 @@ from typing import Any
 
 from edge_se.bundle import Bundle
 from edge_se.preprocess import PreprocessSpec
-from edge_se.validate.check import check_numerics, ort_runner, torch_runner, validation_inputs
+from edge_se.validate.check import check_numerics, load_torchscript, ort_runner, torch_runner, validation_inputs
 from edge_se.validate.reference import reference_module
 
 
@@ -28,7 +28,7 @@ def validate_bundle(bundle: Bundle, images: str | Path | None = None) -> list[di
         if rec["format"] == "onnx":
             fn, backend = ort_runner(bundle.root / rec["path"]), "onnxruntime-cpu"
         elif rec["format"] == "torchscript":
-            fn, backend = torch_runner(torch.jit.load(str(bundle.root / rec["path"]))), "torchscript"
+            fn, backend = torch_runner(load_torchscript(bundle.root / rec["path"])), "torchscript"
         else:
             continue  # engines are validated on their device (edge-se build)
         checks += check_numerics(name, fn, ref, inputs, desc, rec["precision"], model["dynamic_batch"], names, backend)

@@ -48,6 +48,17 @@ def run_batched(fn, x: np.ndarray, batch: int) -> list[np.ndarray]:
     return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
 
+def load_torchscript(path: Path):
+    """``torch.jit.load`` without its deprecation warning (TorchScript files are code-like: trusted only)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path), map_location="cpu")
+
+
 def torch_runner(module):
     """``fn(x) -> list[np.ndarray]`` for an eager or TorchScript module."""
     import torch

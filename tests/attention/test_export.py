@@ -75,3 +75,23 @@ def test_strided_sk_exports_with_dynamic_resolution(randomized, make_input, tmp_
             x = make_input(*shape)
             (got,) = session.run(None, {"x": x.numpy()})
             np.testing.assert_allclose(got, m(x).numpy(), atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("name", ATTENTION_TYPES)
+def test_dynamo_onnx_export_also_runs_with_dynamic_batch_and_resolution(name, randomized, make_input, tmp_path):
+    from torch.export import Dim
+
+    m = _module(name, randomized)
+    path = tmp_path / f"{name}.dynamo.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            m, (torch.randn(*EXPORT_SHAPE),), str(path), dynamo=True, opset_version=18, input_names=["x"],
+            dynamic_shapes={"x": {0: Dim("batch"), 2: Dim("height"), 3: Dim("width")}}, verbose=False,
+        )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        for seed, shape in enumerate([(1, CHANNELS, 8, 8), (3, CHANNELS, 16, 14)]):
+            x = make_input(*shape, seed=seed)
+            (got,) = session.run(None, {"x": x.numpy()})
+            np.testing.assert_allclose(got, m(x).numpy(), atol=TOL, rtol=0)

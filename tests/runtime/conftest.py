@@ -8,8 +8,6 @@ edge-se bundles with a labels file.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -19,9 +17,7 @@ import pytest
 from edge_se.bundle import Bundle
 from edge_se.preprocess import PreprocessSpec
 
-INPUT_SHAPE = (1, 3, 64, 64)
-N_CLASSES = 10
-LABELS = [f"class_{i}" for i in range(N_CLASSES)]
+from runtime_helpers import INPUT_SHAPE, LABELS, N_CLASSES
 
 
 def _tiny_se_net():
@@ -130,7 +126,3 @@ def sample_images() -> list[Path]:
 def batch4() -> np.ndarray:
     return np.random.default_rng(0).standard_normal((4, *INPUT_SHAPE[1:]), dtype=np.float32)
 
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """Run ``edge-se`` in a subprocess (the real entry point)."""
-    return subprocess.run([sys.executable, "-m", "edge_se.cli", *args], capture_output=True, text=True, timeout=120)

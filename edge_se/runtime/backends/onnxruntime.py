@@ -111,17 +111,27 @@ class OnnxRuntimeRunner:
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, options: OrtOptions | None = None):
+    def __init__(self, path: str | Path, options: OrtOptions | None = None, *, save_optimized: Path | None = None,
+                 preoptimized: bool = False):
+        """``save_optimized``: also write the optimized graph there; ``preoptimized``: ``path`` is
+        such a graph (loaded with graph optimization off)."""
         import onnxruntime as ort
         from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
         self.options = options or OrtOptions()
         self.path = Path(path)
         providers = _providers(self.options.providers)
+        self.preoptimized = preoptimized
+        so = session_options(self.options)
+        if preoptimized:
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        if save_optimized is not None:
+            so.optimized_model_filepath = str(save_optimized)
+            so.log_severity_level = 3  # the "hardware-specific model" warning is expected here
         load_errors = (ort_state.Fail, ort_state.InvalidGraph, ort_state.InvalidProtobuf, ort_state.NoSuchFile,
                        ort_state.InvalidArgument, ort_state.NotImplemented, ort_state.RuntimeException)
         try:
-            self.session = ort.InferenceSession(str(self.path), session_options(self.options), providers=providers)
+            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
         except load_errors as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise BundleError(f"ONNX Runtime cannot load {self.path}: {first}") from None
@@ -162,7 +172,7 @@ class OnnxRuntimeRunner:
             "providers": list(self.providers),
             "intra_op_threads": o.intra_op_threads,
             "inter_op_threads": o.inter_op_threads,
-            "graph_optimization": o.graph_optimization,
+            "graph_optimization": o.graph_optimization + (" (pre-optimized, from the cache)" if self.preoptimized else ""),
             "execution_mode": o.execution_mode,
             "io_binding": self.io_binding,
         }

@@ -1,13 +1,10 @@
 """TensorRT backend: a thin adapter over ``edge_se.tensorrt.runner.TensorRTRunner``.
 
-An execution context is not thread-safe, so the adapter keeps a pool of runners (one engine
-context each), created on demand up to ``max_contexts`` and handed to one thread at a time.
+An execution context is not thread-safe, so the adapter keeps a pool of activated runners (one
+context each), created on demand up to ``max_contexts`` and lent to one thread at a time. The
+first runner checks the engine's sidecar against this machine; the others reuse that check.
 Engine files are code-like (plugins run native code): load only engines from a trusted source.
-Not verified on a GPU in this repository's CI (no GPU there); tests are marked ``gpu``.
-
-What the adapter needs from ``TensorRTRunner``: ``TensorRTRunner(engine_path)``,
-``infer(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray] | list[np.ndarray]``, optional
-``batch_range -> (min, max)`` (the optimization profile) and ``close()``.
+Not verified on a GPU here (no GPU on the development machine); its tests are marked ``gpu``.
 """
 
 from __future__ import annotations
@@ -49,16 +46,22 @@ class TensorRTBackend:
         self._idle: queue.LifoQueue = queue.LifoQueue()
         self._all: list = []
         self._lock = threading.Lock()
-        first = self._new_runner()
+        first = self._new_runner(check_sidecar=True)
         self._idle.put(first)
-        batch_range = getattr(first, "batch_range", None)
-        self.inputs = [
-            TensorSpec(s.name, s.shape, s.dtype, tuple(batch_range) if batch_range else s.batch_range) for s in inputs
-        ]
-        self.outputs = list(outputs)
+        declared = {s.name: s for s in inputs}
+        self.inputs = [self._input_spec(first, name, declared.get(name)) for name in first.inputs]
+        self.outputs = [TensorSpec(n, (), np.dtype("float32")) for n in first.outputs]
+        self.version = getattr(getattr(first, "trt", None), "__version__", "unknown")
 
-    def _new_runner(self):
-        runner = self._cls(self.path)
+    @staticmethod
+    def _input_spec(runner, name: str, declared: TensorSpec | None) -> TensorSpec:
+        lo, _, hi = runner.profile_shapes(name)
+        shape = tuple(a if a == b else None for a, b in zip(lo, hi))
+        dtype = declared.dtype if declared is not None else np.dtype(runner._dtype(name))
+        return TensorSpec(name, shape, dtype, (int(lo[0]), int(hi[0])))
+
+    def _new_runner(self, check_sidecar: bool = False):
+        runner = self._cls(self.path, check_sidecar=check_sidecar).activate()
         with self._lock:
             self._all.append(runner)
         return runner
@@ -74,22 +77,16 @@ class TensorRTBackend:
     def infer(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         runner = self._acquire()
         try:
-            out = runner.infer(dict(feeds))
+            out = runner.infer(feeds)
         finally:
             self._idle.put(runner)
-        if isinstance(out, dict):
-            return [np.asarray(out[s.name]) for s in self.outputs] if self.outputs else list(out.values())
-        return [np.asarray(o) for o in out]
+        return [out[s.name] for s in self.outputs]
 
     def describe(self) -> dict:
-        import tensorrt
-
-        return {"backend": self.name, "version": tensorrt.__version__, "providers": ["cuda"],
+        return {"backend": self.name, "version": self.version, "providers": ["cuda"],
                 "contexts": len(self._all), "max_contexts": self.max_contexts}
 
     def close(self) -> None:
         for runner in self._all:
-            close = getattr(runner, "close", None)
-            if close:
-                close()
+            runner.deactivate()
         self._all.clear()

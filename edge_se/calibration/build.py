@@ -1,0 +1,209 @@
+"""Build a calibration set from a spec: select, decode, preprocess, write shards atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_se import __version__, progress
+from edge_se.bundle import atomic_write_json, sha256_file, utc_now
+from edge_se.calibration.dataset import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    SHARD_SIZE,
+    CalibrationSet,
+    load_calibration_set,
+)
+from edge_se.calibration.select import select
+from edge_se.calibration.sources import BadImage, Source, open_source
+from edge_se.calibration.spec import CalibSpec, load_spec
+from edge_se.errors import CalibrationError
+from edge_se.preprocess import preprocess_image
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise CalibrationError(f"output path {out} exists and is not a folder; choose another --out")
+    if any(out.iterdir()) and not force:
+        what = "a calibration set" if (out / MANIFEST_NAME).is_file() else "a folder that is not a calibration set"
+        raise CalibrationError(f"output folder {out} already exists and is {what}; pass --force to replace it")
+    if force and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
+        raise CalibrationError(
+            f"output folder {out} holds files but is not a calibration set; refusing to replace it even with "
+            "--force; choose another --out"
+        )
+
+
+def _too_few(spec: CalibSpec, source: Source, usable: int, skipped: int) -> CalibrationError:
+    what = "decodable images" if skipped else ("images" if spec.kind == "folder" else "samples")
+    extra = f" ({skipped} undecodable skipped)" if skipped else ""
+    return CalibrationError(
+        f"asked for {spec.count} calibration samples but {source.description} holds only {usable} {what}{extra}; "
+        "lower --count (selection.count) or add images"
+    )
+
+
+def _collect(spec: CalibSpec, source: Source) -> tuple[list[int], dict[int, np.ndarray], dict[int, str], list[dict]]:
+    """Pick and preprocess samples; with skip_bad, undecodable files are replaced by the next pick."""
+    labels = [c.label for c in source.candidates]
+    if len(labels) < spec.count:
+        raise _too_few(spec, source, len(labels), 0)
+    arrays: dict[int, np.ndarray] = {}
+    modes: dict[int, str] = {}
+    excluded: set[int] = set()
+    skipped: list[dict] = []
+    while True:
+        chosen = select(labels, spec.count, spec.method, spec.seed, excluded)
+        if len(chosen) < spec.count:
+            raise _too_few(spec, source, len(labels) - len(excluded), len(excluded))
+        todo = [i for i in chosen if i not in arrays]
+        bad = None
+        for i in progress.track(todo, f"preprocessing {len(todo)} calibration images"):
+            cand = source.candidates[i]
+            try:
+                im = cand.load()
+            except BadImage as e:
+                if not spec.skip_bad:
+                    raise
+                bad = i
+                skipped.append({"path": cand.key, "reason": str(e)})
+                progress.info(f"[yellow]skipped[/yellow] undecodable image {cand.key}")
+                break
+            modes[i] = im.mode
+            arrays[i] = preprocess_image(im, spec.preprocessing)
+        if bad is None:
+            return chosen, arrays, modes, skipped
+        excluded.add(bad)
+
+
+def build_calibration_set(spec: CalibSpec | str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                          force: bool = False) -> Path:
+    """Build the set described by ``spec`` (a CalibSpec or a TOML path) into ``out_dir``.
+
+    Nothing is written at ``out_dir`` unless the whole set was built (staged in a sibling
+    temporary folder, then renamed). An existing set is replaced only with ``force``.
+    Returns ``out_dir``.
+    """
+    if not isinstance(spec, CalibSpec):
+        spec = load_spec(spec)
+    out = Path(out_dir)
+    _check_out(out, force)
+    source = open_source(spec)
+    chosen, arrays, modes, skipped = _collect(spec, source)
+
+    target_mode = "L" if spec.preprocessing.color == "GRAY" else "RGB"
+    converted = dict(sorted(Counter(m for m in modes.values() if m != target_mode).items()))
+    if converted:
+        detail = ", ".join(f"{n} {m}" for m, n in converted.items())
+        progress.info(f"[yellow]converted[/yellow] {sum(converted.values())} images to {target_mode}: {detail}")
+
+    x = np.stack([arrays[i] for i in chosen])
+    labels = None
+    if source.classes is not None:
+        labels = np.asarray([source.candidates[i].label for i in chosen], dtype=np.int64)
+    per_class: dict[str, int] = {}
+    if labels is not None:
+        counts = Counter(int(v) for v in labels)
+        per_class = {name: counts.get(k, 0) for k, name in enumerate(source.classes or [])}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        shards = []
+        for k, start in enumerate(range(0, len(x), SHARD_SIZE)):
+            name = f"shard_{k:05d}.npy"
+            np.save(stage / name, x[start : start + SHARD_SIZE])
+            shards.append({"path": name, "count": int(min(SHARD_SIZE, len(x) - start)), "sha256": sha256_file(stage / name)})
+        label_rec = None
+        if labels is not None:
+            np.save(stage / "labels.npy", labels)
+            label_rec = {"path": "labels.npy", "sha256": sha256_file(stage / "labels.npy")}
+        samples = []
+        for i in chosen:
+            rec: dict[str, Any] = dict(source.candidates[i].record)
+            rec["mode"] = modes[i]
+            if spec.kind == "folder":
+                rec["sha256"] = sha256_file(Path(source.info["root"]) / rec["path"])
+            samples.append(rec)
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "created": utc_now(),
+            "edge_se_version": __version__,
+            "spec": {
+                "path": str(spec.spec_file) if spec.spec_file else None,
+                "sha256": spec.spec_sha256,
+                "text": spec.spec_text,
+                "description": spec.description,
+            },
+            "source": {"kind": spec.kind, **source.info},
+            "selection": {"count": spec.count, "seed": spec.seed, "method": spec.method, "skip_bad": spec.skip_bad},
+            "preprocessing": spec.preprocessing.to_dict(),
+            "count": int(len(x)),
+            "shape": list(x.shape),
+            "dtype": str(x.dtype),
+            "shards": shards,
+            "labels": label_rec,
+            "classes": source.classes,
+            "counts_per_class": per_class,
+            "converted": {"to": target_mode, "count": sum(converted.values()), "by_mode": converted},
+            "skipped": skipped,
+            "samples": samples,
+        }
+        atomic_write_json(stage / MANIFEST_NAME, manifest)
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, trash / "old")
+            os.replace(stage, out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return out
+
+
+def calibration_from(path_or_spec: CalibSpec | str | os.PathLike[str],
+                     out_cache: str | os.PathLike[str] | None = None) -> CalibrationSet:
+    """A calibration set from a built set folder, a TOML spec path, or a CalibSpec.
+
+    A spec is built into ``out_cache/calib-<spec stem>-<identity>`` (reused when already there;
+    the identity hashes the spec text and count) or, without ``out_cache``, into a new
+    temporary folder.
+    """
+    if isinstance(path_or_spec, CalibSpec):
+        spec = path_or_spec
+    else:
+        p = Path(path_or_spec)
+        if p.is_dir():
+            return load_calibration_set(p)
+        if not p.exists():
+            raise CalibrationError(f"calibration set or spec {p} does not exist; pass a set folder or a .toml spec")
+        spec = load_spec(p)
+    stem = spec.spec_file.stem if spec.spec_file else "spec"
+    if out_cache is None:
+        out = Path(tempfile.mkdtemp(prefix="edge-se-calib-")) / "set"
+    else:
+        out = Path(out_cache) / f"calib-{stem}-{spec.identity()}"
+        if (out / MANIFEST_NAME).is_file():
+            return load_calibration_set(out)
+    try:
+        build_calibration_set(spec, out)
+    except (CalibrationError, OSError):
+        if (out / MANIFEST_NAME).is_file():  # another process built the same set first
+            return load_calibration_set(out)
+        raise
+    return load_calibration_set(out)
+
+
+__all__ = ["build_calibration_set", "calibration_from"]

@@ -1,0 +1,135 @@
+"""``accuracy_vs_latency.png``: one point per precision/policy/backend, the Pareto front drawn,
+the FP32 reference marked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+PRECISION_COLORS = {"fp32": "#1f77b4", "fp16": "#2ca02c", "int8": "#d62728"}
+POLICY_MARKERS = {"-": "o", "all": "s", "keep-gates": "D", "auto": "^"}
+
+
+def plot_points(report: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """(points, y-axis label): accuracy when the report has labels, else top-1 agreement with PyTorch."""
+    rows = [r for r in report.get("rows", []) if not r.get("error")]
+    use_acc = any(r.get("accuracy") is not None for r in rows)
+    points = []
+    for r in rows:
+        lat = ((r.get("latency") or {}).get("1") or {}).get("p50_ms")
+        if use_acc:
+            y = r.get("accuracy")
+        else:
+            outs = (r.get("numerics") or {}).get("outputs") or [{}]
+            y = outs[0].get("top1_agreement_all")
+        if lat is None or y is None:
+            continue
+        points.append({"x": float(lat), "y": 100.0 * float(y), "precision": r["precision"], "policy": r["policy"],
+                       "backend": r["backend"], "label": f"{r['precision']}/{r['policy']}/{r['backend']}"})
+    label = "top-1 accuracy (%)" if use_acc else "top-1 agreement with PyTorch (%)"
+    return points, label
+
+
+def pareto_front(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Points no other point beats on both latency (lower) and accuracy (higher), by latency."""
+    front, best = [], float("-inf")
+    for p in sorted(points, key=lambda p: (p["x"], -p["y"])):
+        if p["y"] > best:
+            front.append(p)
+            best = p["y"]
+    return front
+
+
+def plot_accuracy_vs_latency(report: dict[str, Any], out: str | Path, title: str | None = None) -> Path | None:
+    """Write the PNG; ``None`` (nothing written) when no row has both a latency and an accuracy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points, ylabel = plot_points(report)
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    front = pareto_front(points)
+    if len(front) > 1:
+        ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="0.45", lw=1.5,
+                ls="--", zorder=1, label="Pareto front")
+    for p in points:
+        ax.scatter(p["x"], p["y"], s=70, zorder=3, color=PRECISION_COLORS.get(p["precision"], "0.3"),
+                   marker=POLICY_MARKERS.get(p["policy"], "o"), edgecolor="black", linewidth=0.6)
+        ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(6, 5), fontsize=8)
+    ref = next((p for p in points if p["precision"] == "fp32"), None)
+    if ref is not None:
+        ax.scatter(ref["x"], ref["y"], s=320, marker="*", color="gold", edgecolor="black", zorder=4,
+                   label=f"FP32 reference ({ref['backend']})")
+    torch_acc = (report.get("reference") or {}).get("accuracy")
+    if torch_acc is not None and "accuracy" in ylabel:
+        ax.axhline(100 * torch_acc, color="#1f77b4", lw=1, ls=":", label=f"PyTorch FP32 {100 * torch_acc:.1f}%")
+    for prec, color in PRECISION_COLORS.items():
+        if any(p["precision"] == prec for p in points):
+            ax.scatter([], [], color=color, marker="o", label=prec.upper())
+    for pol, marker in POLICY_MARKERS.items():
+        if pol != "-" and any(p["policy"] == pol for p in points):
+            ax.scatter([], [], color="white", edgecolor="black", marker=marker, label=f"policy {pol}")
+    ys = [p["y"] for p in points] + ([100 * torch_acc] if torch_acc is not None and "accuracy" in ylabel else [])
+    span = max(ys) - min(ys)
+    pad = max(span * 0.15, 0.5)
+    ax.set_ylim(min(ys) - pad, max(ys) + pad)
+    xs = [p["x"] for p in points]
+    ax.set_xlim(0, max(xs) * 1.35)
+    ax.set_xlabel("latency p50 at batch 1 (ms, lower is better)")
+    ax.set_ylabel(ylabel)
+    model = (report.get("model") or {}).get("spec") or ""
+    ax.set_title(title or f"{model}: accuracy vs latency ({report.get('machine', {}).get('cpu', 'this machine')})",
+                 fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_combined(reports: Sequence[dict[str, Any]], out: str | Path) -> Path | None:
+    """One panel per model (benchmarks/zoo_matrix.py)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(rep, *plot_points(rep)) for rep in reports]
+    panels = [p for p in panels if p[1]]
+    if not panels:
+        return None
+    cols = min(3, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.2 * rows), dpi=110, squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (rep, points, ylabel) in zip(axes.flat, panels):
+        front = pareto_front(points)
+        if len(front) > 1:
+            ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="0.45", ls="--", lw=1.2)
+        for p in points:
+            ax.scatter(p["x"], p["y"], s=45, color=PRECISION_COLORS.get(p["precision"], "0.3"),
+                       marker=POLICY_MARKERS.get(p["policy"], "o"), edgecolor="black", linewidth=0.5, zorder=3)
+            if p["precision"] == "fp32":
+                ax.scatter(p["x"], p["y"], s=200, marker="*", color="gold", edgecolor="black", zorder=4)
+        ax.set_title((rep.get("model") or {}).get("spec", "?"), fontsize=10)
+        ax.set_xlabel("p50 ms (batch 1)", fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.set_xlim(0, max(p["x"] for p in points) * 1.2)
+        ax.grid(True, alpha=0.3)
+    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=k.upper()) for k, c in PRECISION_COLORS.items()]
+    handles += [plt.Line2D([], [], color="white", markeredgecolor="black", marker=m, ls="", label=f"policy {k}")
+                for k, m in POLICY_MARKERS.items() if k != "-"]
+    handles.append(plt.Line2D([], [], color="gold", marker="*", markeredgecolor="black", ls="", markersize=12,
+                              label="FP32 reference"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    out = Path(out)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

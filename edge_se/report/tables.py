@@ -1,0 +1,113 @@
+"""The report's tables as plain rows of strings, shared by the Markdown and HTML renderers."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+Table = tuple[list[str], list[list[str]]]
+
+
+def fmt(value: Any, digits: int = 3, pct: bool = False) -> str:
+    """A number for a table cell: ``-`` for missing, percentages with one decimal."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "pass" if value else "FAIL"
+    if isinstance(value, (int, float)):
+        if pct:
+            return f"{100 * value:.1f}%"
+        if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 10**6):
+            return f"{value:.2e}"
+        return f"{value:.{digits}f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+    return str(value)
+
+
+def _pp(delta: float | None) -> str:
+    return "-" if delta is None else f"{100 * delta:+.1f} pp"
+
+
+def _lat(row: dict[str, Any], batch: int, key: str) -> Any:
+    lat = (row.get("latency") or {}).get(str(batch))
+    return None if not lat else lat.get(key)
+
+
+def _main_output(row: dict[str, Any]) -> dict[str, Any]:
+    outs = (row.get("numerics") or {}).get("outputs") or [{}]
+    return outs[0]
+
+
+def summary_table(report: dict[str, Any]) -> Table:
+    """One row per precision/policy/backend: accuracy, agreement, numerics, latency, worst block."""
+    batches = report.get("batch_sizes") or [1]
+    big = max(batches)
+    has_acc = any(r.get("accuracy") is not None for r in report.get("rows", []))
+    headers = ["precision", "policy", "backend"]
+    if has_acc:
+        headers += ["accuracy", "Δ vs PyTorch"]
+    headers += ["top-1 agree", "min cosine", "max abs err", "numerics",
+                "p50 ms (b1)", "p99 ms (b1)", f"p50 ms (b{big})", f"img/s (b{big})", "worst gate block"]
+    rows = []
+    for r in report.get("rows", []):
+        if r.get("error"):
+            cells = [r["precision"], r["policy"], r["backend"]] + ["-"] * (len(headers) - 4) + [f"error: {r['error']}"]
+            rows.append(cells)
+            continue
+        out = _main_output(r)
+        cells = [r["precision"], r["policy"], r["backend"]]
+        if has_acc:
+            cells += [fmt(r.get("accuracy"), pct=True), _pp(r.get("accuracy_drop"))]
+        fid = r.get("fidelity") or {}
+        cells += [
+            fmt(out.get("top1_agreement_all"), pct=True),
+            fmt(out.get("cosine_min"), 5),
+            fmt(out.get("max_abs"), 4),
+            fmt((r.get("numerics") or {}).get("passed")),
+            fmt(_lat(r, 1, "p50_ms"), 3),
+            fmt(_lat(r, 1, "p99_ms"), 3),
+            fmt(_lat(r, big, "p50_ms"), 3),
+            fmt(_lat(r, big, "throughput_per_s"), 1),
+            fid.get("worst") or "-",
+        ]
+        rows.append(cells)
+    return headers, rows
+
+
+def fidelity_table(row: dict[str, Any]) -> Table:
+    """One line per attention block of one artifact (the worst marked)."""
+    fid = row.get("fidelity") or {}
+    headers = ["block", "kind", "cosine (min)", "max err", "mean err", "top-k overlap", "SK argmax agree",
+               "saturated (ref → got)", "local mean err", "local max err"]
+    rows = []
+    for b in fid.get("blocks", []):
+        name = b["block"] + (" ◀ worst" if b["block"] == fid.get("worst") else "")
+        sat = "-" if b.get("saturation") is None else f"{fmt(b.get('saturation_ref'), pct=True)} → {fmt(b.get('saturation'), pct=True)}"
+        topk = "-" if b.get("topk_overlap") is None else f"{fmt(b['topk_overlap'], pct=True)} (k={b.get('topk_k')})"
+        rows.append([
+            name, b.get("kind", "-"), fmt(b.get("cosine_min"), 5), fmt(b.get("max_abs"), 4), fmt(b.get("mean_abs"), 4),
+            topk, fmt(b.get("sk_argmax_agreement"), pct=True), sat,
+            fmt(b.get("local_mean_abs"), 4), fmt(b.get("local_max_abs"), 4),
+        ])
+    return headers, rows
+
+
+def key_value_table(items: dict[str, Any]) -> Table:
+    return ["item", "value"], [[str(k), fmt(v) if not isinstance(v, (dict, list)) else str(v)] for k, v in items.items()]
+
+
+def row_title(row: dict[str, Any]) -> str:
+    return f"{row['precision']} / {row['policy']} / {row['backend']}"
+
+
+def combined_table(reports: Sequence[dict[str, Any]]) -> Table:
+    """Several models' summaries in one table (benchmarks/zoo_matrix.py)."""
+    headers: list[str] = []
+    rows: list[list[str]] = []
+    for rep in reports:
+        h, rs = summary_table(rep)
+        if "accuracy" not in h:  # align: models without labels get empty accuracy cells
+            h = h[:3] + ["accuracy", "Δ vs PyTorch"] + h[3:]
+            rs = [r[:3] + ["-", "-"] + r[3:] for r in rs]
+        headers = ["model"] + h
+        model = (rep.get("model") or {}).get("spec") or rep.get("bundle", "?")
+        rows += [[model] + r for r in rs]
+    return headers, rows

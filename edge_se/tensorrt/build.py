@@ -1,0 +1,225 @@
+"""The TensorRT stage: bundle + recipe -> ``<name>.engine`` + sidecar + ``build_<name>.sh``.
+
+``build_bundle_engine`` picks the path from the installed TensorRT (see :mod:`.plan`), builds,
+and records the engine in the bundle. ``write_trtexec_script`` does the script alone for a given
+TensorRT version, without TensorRT installed (for devices that build with trtexec).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from edge_se import __version__
+from edge_se.bundle import Bundle, atomic_write_bytes, sha256_file
+from edge_se.errors import BundleError, CalibrationError
+from edge_se.tensorrt import sidecar as sc
+from edge_se.tensorrt.plan import BuildPlan, plan_build
+from edge_se.tensorrt.recipe import Recipe
+from edge_se.tensorrt.trtexec import render_script, trtexec_command, write_script
+from edge_se.tensorrt.versions import Version
+
+CALIB_CACHE_FORMAT = "trt-calibration-cache"
+CALIB_SET_FORMAT = "calibration-set"
+
+
+def input_name(bundle: Bundle, recipe: Recipe) -> str:
+    """The model's image input name: the recipe's, else the bundle's ``model.onnx`` record's."""
+    if recipe.input_name:
+        return recipe.input_name
+    rec = bundle.artifacts.get("model.onnx", {})
+    inputs = rec.get("inputs") or []
+    return inputs[0]["name"] if inputs else "input"
+
+
+def onnx_for(bundle: Bundle, plan: BuildPlan, recipe: Recipe) -> Path:
+    """The verified ONNX artifact the plan builds from, or a message saying which stage makes it."""
+    if plan.onnx_artifact not in bundle.artifacts:
+        what = {"model.int8.trt.onnx": "the INT8 QDQ model (TensorRT-ready)", "model.fp16.onnx": "the FP16 model"}
+        raise BundleError(
+            f"bundle {bundle.root} has no {plan.onnx_artifact} ({what.get(plan.onnx_artifact, 'the FP32 model')}), "
+            f"which the {plan.path} path on TensorRT {plan.tensorrt_version} needs; create it with "
+            f"'edge-se export --recipe {recipe.path or recipe.name}'"
+        )
+    return bundle.verify(plan.onnx_artifact)
+
+
+def float_nodes(bundle: Bundle, plan: BuildPlan, onnx_path: Path) -> tuple[list[str], str]:
+    """ONNX node names the precision policy keeps in float, and where the list came from."""
+    if plan.policy_mode != "layer-constraints":
+        return [], "none"
+    for name in ("model.int8.trt.onnx", "model.fp16.onnx"):
+        nodes = bundle.artifacts.get(name, {}).get("float_nodes")
+        if plan.policy == "auto" and nodes is not None:
+            return list(nodes), f"bundle:{name}"
+    from edge_se.quantize.patterns import find_attention_gates, gate_node_names
+
+    return gate_node_names(find_attention_gates(onnx_path)), "attention-gate patterns"
+
+
+def _find(bundle: Bundle, fmt: str) -> Path | None:
+    names = bundle.find(format=fmt)
+    return bundle.verify(names[0]) if names else None
+
+
+def calibration_inputs(
+    bundle: Bundle, plan: BuildPlan, cache: Path | None, calib_set: Path | None
+) -> tuple[bytes | None, Iterator[np.ndarray] | None, str | None]:
+    """(cache bytes, batches, calibration identity sha256) for the calibrator path."""
+    from edge_se.tensorrt.calibrator import check_cache
+
+    cache = cache or _find(bundle, CALIB_CACHE_FORMAT)
+    data = None
+    if cache is not None:
+        if not Path(cache).is_file():
+            raise CalibrationError(f"calibration cache {cache} does not exist")
+        data = Path(cache).read_bytes()
+        check_cache(data, plan.calibrator or "entropy2", str(cache))
+    calib_set = calib_set or (bundle.root / bundle.find(format=CALIB_SET_FORMAT)[0]
+                              if bundle.find(format=CALIB_SET_FORMAT) else None)
+    batches, identity = None, (sha256_file(cache) if cache else None)
+    if calib_set is not None:
+        from edge_se.calibration.dataset import load_calibration_set
+
+        cset = load_calibration_set(calib_set)
+        shape = tuple(plan.calibration_shape or ())
+        if tuple(cset.sample_shape) != shape[1:]:
+            raise CalibrationError(
+                f"calibration set {calib_set} has samples of shape {list(cset.sample_shape)}, the calibration "
+                f"profile needs {list(shape[1:])}; rebuild the set at the recipe's opt resolution"
+            )
+        batches = (np.asarray(b, dtype=np.float32) for b in cset.batches(shape[0]))
+        identity = cset.sha256
+    if data is None and batches is None:
+        raise CalibrationError(
+            f"INT8 calibrator path on TensorRT {plan.tensorrt_version} needs a calibration cache or set; the bundle "
+            "has neither: run the INT8 export stage, or pass --calibration-cache / --calibration-set"
+        )
+    return data, batches, identity
+
+
+def rebuild_command(bundle: Bundle, recipe: Recipe) -> str:
+    return f"edge-se build {shlex.quote(str(bundle.root))} --recipe {shlex.quote(str(recipe.path or recipe.name))}"
+
+
+def write_trtexec_script(
+    bundle: Bundle, recipe: Recipe, plan: BuildPlan, folder: Path, engine_name: str, float_layers: Sequence[str] = ()
+) -> Path:
+    """``build_<name>.sh`` in ``folder`` with the trtexec command equivalent to ``plan``."""
+    onnx_rel = os.path.relpath(bundle.root / plan.onnx_artifact, folder)
+    cache_rel = os.path.relpath(bundle.root / calib_cache_name(engine_name), folder) if plan.calibrator else None
+    timing = os.path.relpath(plan.timing_cache, folder) if plan.timing_cache else None
+    cmd = trtexec_command(plan, onnx=onnx_rel, engine=engine_name, calibration_cache=cache_rel,
+                          float_layers=float_layers, timing_cache=timing)
+    onnx_rec = bundle.artifacts.get(plan.onnx_artifact, {})
+    digest = onnx_rec.get("files", [{}])[0].get("sha256") or sha256_file(bundle.root / plan.onnx_artifact)
+    stem = engine_name.removesuffix(".engine")
+    text = render_script(cmd, plan, target=stem, recipe=str(recipe.path or recipe.name), onnx_sha256=digest)
+    return write_script(folder, text, stem)
+
+
+def calib_cache_name(engine_name: str) -> str:
+    return engine_name.removesuffix(".engine") + ".calibration.cache"
+
+
+def script_only(bundle_root: str | Path, recipe: Recipe, version: Version) -> Path:
+    """Write the trtexec script for TensorRT ``version`` without importing TensorRT."""
+    bundle = Bundle.open(bundle_root)
+    plan = plan_build(recipe, version, "tensorrt", input_name(bundle, recipe))
+    if plan.onnx_artifact not in bundle.artifacts:
+        onnx_for(bundle, plan, recipe)  # raises the "which stage makes it" message
+    nodes, _ = float_nodes(bundle, plan, bundle.root / plan.onnx_artifact)
+    return write_trtexec_script(bundle, recipe, plan, bundle.root, recipe.engine_name(), nodes)
+
+
+def build_bundle_engine(
+    bundle_root: str | Path,
+    recipe: Recipe,
+    *,
+    out: Path | None = None,
+    flavor: str | None = None,
+    calibration_cache: Path | None = None,
+    calibration_set: Path | None = None,
+    compute_capabilities: Sequence[str] = (),
+    timing_cache: Path | None = None,
+) -> dict[str, Any]:
+    """Build the recipe's engine from the bundle; return its artifact record.
+
+    ``out``: a folder to write the engine, sidecar and script to instead of the bundle (then the
+    bundle manifest is not changed). ``compute_capabilities``: TensorRT-RTX targets when building
+    on a machine without a GPU.
+    """
+    from edge_se.tensorrt._import import import_tensorrt
+    from edge_se.tensorrt.cuda import device_info, require_device
+    from edge_se.tensorrt.engine import build_serialized
+
+    bundle = Bundle.open(bundle_root)
+    trt = import_tensorrt(flavor)
+    if trt.flavor == "tensorrt" or not compute_capabilities:
+        device = require_device("building a TensorRT engine") if trt.flavor == "tensorrt" else device_info()
+    else:
+        device = device_info()
+    plan = plan_build(recipe, trt.version, trt.flavor, input_name(bundle, recipe))
+    if timing_cache is not None:
+        plan.timing_cache = str(timing_cache)
+    onnx_path = onnx_for(bundle, plan, recipe)
+    nodes, nodes_from = float_nodes(bundle, plan, onnx_path)
+    folder = Path(out) if out else bundle.root
+    folder.mkdir(parents=True, exist_ok=True)
+    engine_name = recipe.engine_name()
+    cache_in = batches = calib_id = None
+    cache_out = None
+    if plan.calibrator:
+        cache_in, batches, calib_id = calibration_inputs(bundle, plan, calibration_cache, calibration_set)
+        cache_out = folder / calib_cache_name(engine_name)
+
+    from edge_se.progress import stage
+
+    with stage(f"building {engine_name} ({plan.path}, TensorRT {trt.version_text})"):
+        data, report = build_serialized(
+            trt.module, plan, onnx_path, float_layers=nodes, calibration_batches=batches,
+            calibration_cache_in=cache_in, calibration_cache_out=cache_out,
+            compute_capabilities=compute_capabilities,
+        )
+    engine_path = folder / engine_name
+    atomic_write_bytes(engine_path, data)
+    if cache_out is not None and not cache_out.exists() and cache_in is not None:
+        atomic_write_bytes(cache_out, cache_in)  # the trtexec script reads the same cache
+    # TensorRT for RTX ships its own CLI (tensorrt_rtx), not trtexec: no script for it.
+    script = write_trtexec_script(bundle, recipe, plan, folder, engine_name, nodes) if trt.flavor == "tensorrt" else None
+    cc = device.compute_capability if device else ",".join(compute_capabilities) or None
+    side = sc.write_sidecar(engine_path, {
+        "tensorrt_version": trt.version_text, "tensorrt_flavor": trt.flavor,
+        "cuda_version": device.cuda_version if device else None,
+        "driver_version": device.driver_version if device else None,
+        "gpu_name": device.name if device else None, "compute_capability": cc,
+        "dla_core": plan.dla_core, "target": recipe.target.name, "precision": recipe.precision,
+        "precision_path": plan.path, "policy": recipe.policy, "policy_hash": sc.policy_hash(recipe.policy, nodes),
+        "calibration_sha256": calib_id,
+        "preprocessing_sha256": sc.preprocessing_hash(bundle.manifest.get("preprocessing")),
+        "onnx_artifact": plan.onnx_artifact, "onnx_sha256": sha256_file(onnx_path),
+        "engine_sha256": sha256_file(engine_path), "recipe": str(recipe.path or recipe.name),
+        "recipe_sha256": recipe.sha256, "rebuild_command": rebuild_command(bundle, recipe),
+        "built_by": f"edge-se {__version__}",
+    })
+    meta = {
+        "trtexec_script": script.name if script else None,
+        "plan": plan.to_dict(), "build": asdict(report), "float_nodes_from": nodes_from,
+        "tensorrt": trt.version_text, "tensorrt_flavor": trt.flavor, "recipe": str(recipe.path or recipe.name),
+        "target": recipe.target.name, "policy": recipe.policy,
+    }
+    if out:
+        return {"path": str(engine_path), "sidecar": str(side), "script": str(script) if script else None, **meta}
+    extra = [side.name] + ([script.name] if script else [])
+    extra += [cache_out.name] if cache_out is not None and cache_out.exists() else []
+    record = bundle.add_artifact(engine_name, stage="tensorrt", format="tensorrt-engine",
+                                 precision=recipe.precision, backend="tensorrt", extra_files=extra, **meta)
+    bundle.manifest.setdefault("tools", {})[trt.flavor] = trt.version_text
+    bundle.save()
+    return record
+

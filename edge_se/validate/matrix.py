@@ -1,0 +1,514 @@
+"""The validation matrix: every precision x policy x backend of a bundle against PyTorch.
+
+For each artifact (those in the bundle, and the FP16/INT8 variants it is asked for and lacks,
+written under ``OUT/artifacts/`` so the bundle itself is never changed) it measures
+
+* numerics per output against the PyTorch reference, with the precision's tolerance;
+* task accuracy when labels exist (``--digits``: the trained digits nets on digits-hard; an
+  image folder with class sub-folders; or a labels file);
+* latency (p50/p90/p99, throughput) at each batch size through the embedded runtime;
+* attention fidelity per block (:mod:`edge_se.validate.fidelity`);
+
+and writes ``report.json``, ``report.md``, ``report.html`` and ``accuracy_vs_latency.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from edge_se.errors import InputError, MissingDependencyError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+POLICIES = ("all", "keep-gates", "auto")
+BACKENDS = ("ort", "trt", "torchscript")
+RUNTIME_BACKEND = {"ort": "onnxruntime", "trt": "tensorrt", "torchscript": "torchscript"}
+#: calibration for INT8 variants the matrix creates (the bundle's own INT8 files keep theirs)
+CALIBRATION_METHOD = "percentile"
+CALIBRATION_SAMPLES = 256
+FIDELITY_SAMPLES = 64
+DEFAULT_DIGITS_LIMIT = 2000
+DEFAULT_IMAGES_LIMIT = 500
+CHUNK = 64
+
+
+@dataclass
+class EvalData:
+    """Inputs (preprocessed), optional labels, and the calibration set for created INT8 variants."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    description: str
+    calib_x: np.ndarray
+    calib_y: np.ndarray | None = None
+    calib_description: str = ""
+
+
+@dataclass
+class Variant:
+    """One artifact to measure."""
+
+    precision: str
+    policy: str
+    path: Path
+    created: bool
+    artifact: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# -- data --------------------------------------------------------------------------------
+
+
+def labeled_images(folder: str | Path, labels_file: str | Path | None, spec, limit: int | None) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Images of ``folder`` with labels from class sub-folders or a labels file.
+
+    * class sub-folders (``folder/<class>/*.jpg``): the class index is the sub-folder's line in
+      ``labels_file`` (one class name per line) when given, else its rank in sorted order;
+    * ``labels_file`` with ``relative/path<TAB or comma>label`` lines: label an int index or a
+      class name... only ints are accepted without a class list;
+    * no labels: ``y`` is ``None`` (numerics, latency and fidelity only).
+    """
+    from edge_se.preprocess import list_images, preprocess_batch
+
+    folder = Path(folder)
+    paths = list_images(folder)
+    pairs = _labels_from_file(folder, labels_file) if labels_file is not None else None
+    if pairs is not None:
+        paths = [p for p in paths if p in pairs]
+        if not paths:
+            raise InputError(f"no image of {folder} is listed in {labels_file}; list paths relative to the folder")
+        y = [pairs[p] for p in paths]
+        how = f"labels from {labels_file}"
+    else:
+        classes = sorted({p.parent.relative_to(folder).parts[0] for p in paths if p.parent != folder})
+        if not classes:
+            if labels_file is not None:
+                raise InputError(f"{folder} has no class sub-folders and {labels_file} lists no image paths")
+            x = preprocess_batch(paths[:limit] if limit else paths, spec)
+            return x, None, f"{len(x)} unlabeled images from {folder}"
+        index = _class_index(classes, labels_file)
+        kept = [p for p in paths if p.parent != folder]
+        paths = kept
+        y = [index[p.relative_to(folder).parts[0]] for p in paths]
+        how = "class sub-folders" + (f" mapped through {labels_file}" if labels_file else " (sorted order)")
+    if limit:
+        paths, y = paths[:limit], y[:limit]
+    x = preprocess_batch(paths, spec)
+    return x, np.asarray(y, dtype=np.int64), f"{len(x)} labeled images from {folder} ({how})"
+
+
+def _class_index(classes: Sequence[str], labels_file: str | Path | None) -> dict[str, int]:
+    if labels_file is None:
+        return {c: i for i, c in enumerate(classes)}
+    from edge_se.runtime.source import read_labels
+
+    names = read_labels(labels_file)
+    missing = [c for c in classes if c not in names]
+    if missing:
+        raise InputError(
+            f"class sub-folders {', '.join(missing[:5])} are not in {labels_file}; name the sub-folders after its lines"
+        )
+    return {c: names.index(c) for c in classes}
+
+
+def _labels_from_file(folder: Path, labels_file: str | Path) -> dict[Path, int] | None:
+    """``{image path: label}`` for a ``path,label`` file; ``None`` for a class-names file."""
+    path = Path(labels_file)
+    if not path.is_file():
+        raise InputError(f"labels file {path} does not exist")
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+    pairs: dict[Path, int] = {}
+    for i, ln in enumerate(lines, 1):
+        sep = "\t" if "\t" in ln else ","
+        parts = [p.strip() for p in ln.split(sep)]
+        if len(parts) != 2:
+            return None if i == 1 else _bad_line(path, i, ln)
+        if not parts[1].lstrip("-").isdigit():
+            if i == 1:
+                continue  # a header line
+            _bad_line(path, i, ln)
+        pairs[(folder / parts[0])] = int(parts[1])
+    return pairs or None
+
+
+def _bad_line(path: Path, i: int, line: str):
+    raise InputError(f"{path}:{i}: expected 'relative/path.jpg,<class index>', found {line!r}")
+
+
+def evaluation_data(bundle, spec, *, images=None, labels=None, digits=False, limit=None, seed=0) -> EvalData:
+    """The inputs the matrix measures on, and the calibration set for INT8 variants it creates."""
+    from edge_se.validate.inputs import sample_images
+
+    shape = list(bundle.manifest["model"]["input_shape"])
+    if digits:
+        if images is not None or labels is not None:
+            raise InputError("--digits uses the built-in digits-hard set; drop --images/--labels, or drop --digits")
+        if shape[1:] != [1, 32, 32]:
+            raise InputError(
+                f"--digits needs a digits net (input 1x32x32), this bundle's input is {'x'.join(map(str, shape[1:]))}; "
+                f"pass --images DIR --labels FILE instead"
+            )
+        from edge_se.data.digits import digits_arrays, digits_hard
+
+        x, y = digits_hard(seed)
+        n = limit or DEFAULT_DIGITS_LIMIT
+        x, y = x[:n], y[:n]
+        cx, cy = digits_arrays("train", seed=0)
+        return EvalData(x, y, f"{len(x)} digits-hard test images (held-out digits, strong augmentation, seed {seed})",
+                        cx[:CALIBRATION_SAMPLES], cy[:CALIBRATION_SAMPLES],
+                        f"{min(len(cx), CALIBRATION_SAMPLES)} digits of the training split")
+    if labels is not None and images is None:
+        raise InputError("--labels needs --images DIR (the images the labels describe)")
+    if images is not None:
+        x, y, desc = labeled_images(images, labels, spec, limit or DEFAULT_IMAGES_LIMIT)
+        calib = sample_images(min(32, CALIBRATION_SAMPLES), spec, seed=seed + 1)
+        return EvalData(x, y, desc, calib, None, "32 crops of scikit-learn's sample images")
+    x = sample_images(limit or 32, spec, seed=seed)
+    calib = sample_images(32, spec, seed=seed + 1)
+    return EvalData(x, None, f"{len(x)} crops of scikit-learn's sample images (no labels: accuracy not measured)",
+                    calib, None, "32 other crops of the sample images")
+
+
+# -- variants ----------------------------------------------------------------------------
+
+
+def _bundle_artifact(bundle, precision: str, policy: str | None) -> tuple[str, Path] | None:
+    """The bundle's ONNX artifact for the ONNX Runtime at ``precision`` (and ``policy``), if any."""
+    for name, rec in bundle.artifacts.items():
+        if rec.get("format") != "onnx" or rec.get("precision") != precision:
+            continue
+        if precision == "int8" and (name != "model.int8.cpu.onnx" and rec.get("backend") not in ("cpu", "onnxruntime")):
+            continue
+        if policy is not None and rec.get("policy", "all") != policy:
+            continue
+        return name, bundle.verify(name)
+    return None
+
+
+def _int8_builder(fp32: Path, ranges):
+    from edge_se.quantize.cpu_int8 import quantize_cpu
+
+    def build(src: Path, out: Path, keep: list[str]) -> None:
+        quantize_cpu(src, out, ranges, nodes_to_exclude=keep)
+
+    return build
+
+
+def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -> tuple[list[Variant], list[str]]:
+    """The artifacts to measure: the bundle's, plus created FP16/INT8 variants it lacks."""
+    notes: list[str] = []
+    fp32 = _bundle_artifact(bundle, "fp32", None)
+    if fp32 is None:
+        raise InputError(f"bundle {bundle.root} has no FP32 ONNX artifact (model.onnx); re-export it")
+    variants: list[Variant] = []
+    if "fp32" in precisions:
+        variants.append(Variant("fp32", "-", fp32[1], False, fp32[0]))
+    art_dir = workdir / "artifacts"
+    art_dir.mkdir(parents=True, exist_ok=True)
+    if "fp16" in precisions:
+        found = _bundle_artifact(bundle, "fp16", None)
+        if found:
+            variants.append(Variant("fp16", "-", found[1], False, found[0]))
+        else:
+            from edge_se.quantize.fp16 import convert_fp16
+
+            out = art_dir / "model.fp16.onnx"
+            info = convert_fp16(fp32[1], out)
+            variants.append(Variant("fp16", "-", out, True, "model.fp16.onnx",
+                                    {"fp32_op_types": info.get("fp32_op_types")}))
+            notes.append("model.fp16.onnx was not in the bundle: created for this report (ONNX Runtime's converter)")
+    if "int8" in precisions:
+        ranges = None
+        for policy in policies:
+            found = _bundle_artifact(bundle, "int8", policy)
+            if found:
+                variants.append(Variant("int8", policy, found[1], False, found[0]))
+                continue
+            if ranges is None:
+                from edge_se.quantize.ranges import collect_statistics
+
+                batches = [data.calib_x[i : i + 32] for i in range(0, len(data.calib_x), 32)]
+                ranges = collect_statistics(fp32[1], batches).ranges(CALIBRATION_METHOD)
+                notes.append(f"INT8 variants not in the bundle were created here, calibrated ({CALIBRATION_METHOD}) "
+                             f"on {data.calib_description}")
+            from edge_se.quantize.policies import decide
+
+            build = _int8_builder(fp32[1], ranges)
+            decision = decide(policy, fp32[1], builder=build, x=data.calib_x, labels=data.calib_y)
+            out = art_dir / f"model.int8.cpu.{policy}.onnx"
+            build(fp32[1], out, decision.kept_nodes)
+            kept = [b.name for b in decision.kept_blocks]
+            variants.append(Variant("int8", policy, out, True, out.name, {"kept_in_float": kept}))
+    return variants, notes
+
+
+# -- measurements ------------------------------------------------------------------------
+
+
+def _runtime(path: Path, backend: str, spec, threads: int | None):
+    from edge_se.runtime import core
+
+    return core.Runtime.load(path, RUNTIME_BACKEND[backend], preprocessing=spec, verify=False, threads=threads)
+
+
+def _predict(rt, x: np.ndarray) -> list[np.ndarray]:
+    parts = [rt.run(x[i : i + CHUNK]) for i in range(0, len(x), CHUNK)]
+    names = list(parts[0])
+    return [np.concatenate([p[n] for p in parts]).astype(np.float32) for n in names]
+
+
+def measure_latency(rt, x: np.ndarray, batch: int, seconds: float) -> dict[str, Any]:
+    """p50/p90/p99 and throughput of ``rt.run`` at ``batch`` (the runtime's bench loop)."""
+    from edge_se.commands.bench import measure
+
+    reps = int(np.ceil(batch / len(x)))
+    feeds = {rt.inputs[0].name: np.ascontiguousarray(np.concatenate([x] * reps)[:batch])}
+    rt.run(feeds)  # warm-up at this batch size
+    return measure(rt, feeds, seconds)
+
+
+def _accuracy(logits: np.ndarray, y: np.ndarray | None) -> float | None:
+    return None if y is None else float(np.mean(logits.argmax(1) == y))
+
+
+def _torch_outputs(module, x: np.ndarray) -> list[np.ndarray]:
+    from edge_se.validate.check import run_batched, torch_runner
+
+    return run_batched(torch_runner(module), x, CHUNK)
+
+
+def evaluate_variant(
+    v: Variant, backend: str, *, spec, data: EvalData, ref: list[np.ndarray], out_names, torch_gates, fp32_path: Path,
+    batch_sizes: Sequence[int], latency_seconds: float, workdir: Path, threads: int | None, torchscript_path: Path | None,
+    ref_accuracy: float | None, engine_path: Path | None = None,
+) -> dict[str, Any]:
+    """All numbers for one (artifact, backend)."""
+    from edge_se.validate.fidelity import attention_fidelity
+    from edge_se.validate.numerics import compare_outputs
+
+    row: dict[str, Any] = {"precision": v.precision, "policy": v.policy, "backend": backend, "artifact": v.artifact,
+                           "path": str(v.path), "created_for_report": v.created, **v.info}
+    path = {"torchscript": torchscript_path, "trt": engine_path}.get(backend) or v.path
+    row["path"] = str(path)
+    rt = _runtime(path, backend, spec, threads)
+    row["runtime"] = {k: val for k, val in rt.describe().items()
+                      if k in ("backend", "version", "providers", "intra_op_threads", "notes")}
+    got = _predict(rt, data.x)
+    row["numerics"] = compare_outputs(ref, got, v.precision, names=out_names)
+    row["accuracy"] = _accuracy(got[0], data.y)
+    row["accuracy_drop"] = None if row["accuracy"] is None or ref_accuracy is None else row["accuracy"] - ref_accuracy
+    row["latency"] = {str(b): measure_latency(rt, data.x, b, latency_seconds) for b in batch_sizes}
+    rt.close()
+    if backend == "ort":
+        fx = data.x[:FIDELITY_SAMPLES]
+        row["fidelity"] = attention_fidelity(v.path, fx, workdir / "debug" / f"{v.precision}-{v.policy}",
+                                             torch_reference=torch_gates, reference_onnx=fp32_path)
+    else:
+        row["fidelity"] = {"blocks": [], "worst": None,
+                           "notes": [f"{backend}: gates are measured on the ONNX Runtime rows (no ONNX graph to expose them from)"]}
+    return row
+
+
+def _backend_available(backend: str) -> str | None:
+    """``None`` when usable here, else the reason."""
+    if backend == "trt":
+        from edge_se.runtime.backends.probe import require_tensorrt
+
+        try:
+            require_tensorrt()
+        except MissingDependencyError as e:
+            return str(e)
+    return None
+
+
+def _engine_for(bundle, precision: str) -> Path | None:
+    """A TensorRT engine of the bundle at ``precision`` (built by ``edge-se build``), if any."""
+    for name, rec in bundle.artifacts.items():
+        if rec.get("format") in ("engine", "tensorrt") and rec.get("precision") == precision:
+            return bundle.verify(name)
+    return None
+
+
+# -- the matrix --------------------------------------------------------------------------
+
+
+def run_matrix(
+    bundle_dir: str | Path,
+    *,
+    images: str | Path | None = None,
+    labels: str | Path | None = None,
+    digits: bool = False,
+    precisions: Sequence[str] = PRECISIONS,
+    policies: Sequence[str] = POLICIES,
+    backends: Sequence[str] = ("ort",),
+    out: str | Path | None = None,
+    batch_sizes: Sequence[int] = (1, 8),
+    limit: int | None = None,
+    latency_seconds: float = 2.0,
+    threads: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Measure every precision x policy x backend of the bundle; write the report to ``out``.
+
+    ``out`` defaults to ``<bundle>/report``. Returns the report dict (``report["passed"]`` is
+    False when any artifact fails its numerics or could not be measured).
+    """
+    from edge_se import progress
+    from edge_se.bundle import Bundle, utc_now
+    from edge_se.preprocess import PreprocessSpec
+    from edge_se.quantize.patterns import find_attention_gates
+    from edge_se.report.machine import machine_info, tool_versions
+    from edge_se.report.render import REPORT_FORMAT, render_report
+    from edge_se.validate.fidelity import torch_reference_gates
+    from edge_se.validate.reference import reference_module
+
+    _check_choices(precisions, PRECISIONS, "--precisions")
+    _check_choices(policies, POLICIES, "--policies")
+    _check_choices(backends, BACKENDS, "--backends")
+    if not batch_sizes or any(int(b) < 1 for b in batch_sizes):
+        raise InputError(f"--batch-sizes must be positive integers, got {list(batch_sizes)}")
+    if latency_seconds <= 0:
+        raise InputError(f"--latency-seconds must be above 0, got {latency_seconds}")
+    bundle = Bundle.open(bundle_dir)
+    out_dir = Path(out) if out is not None else bundle.root / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
+    t0 = time.perf_counter()
+    with progress.stage("Loading the PyTorch reference and the data"):
+        module = reference_module(bundle)
+        data = evaluation_data(bundle, spec, images=images, labels=labels, digits=digits, limit=limit, seed=seed)
+        ref = _torch_outputs(module, data.x)
+    ref_accuracy = _accuracy(ref[0], data.y)
+    with progress.stage("Preparing the artifacts"):
+        variants, notes = make_variants(bundle, precisions, policies, data, out_dir)
+    fp32_path = bundle.verify("model.onnx") if "model.onnx" in bundle.artifacts else variants[0].path
+    torch_gates = torch_reference_gates(module, fp32_path, data.x[:FIDELITY_SAMPLES])
+    gates = find_attention_gates(fp32_path)
+    out_names = [o["name"] for o in bundle.artifacts.get("model.onnx", {}).get("outputs", [])] or None
+    ts_path = bundle.verify("model.ts") if "model.ts" in bundle.artifacts else None
+    rows = []
+    jobs = [(v, b) for b in backends for v in variants]
+    for v, backend in progress.track(jobs, "Measuring precision x policy x backend"):
+        reason = _backend_available(backend)
+        if reason is None and backend == "torchscript" and (v.precision != "fp32" or ts_path is None):
+            continue  # TorchScript is the FP32 artifact only
+        engine = None
+        if reason is None and backend == "trt":
+            engine = _engine_for(bundle, v.precision)
+            if engine is None or v.policy not in ("-", "all"):
+                reason = f"no {v.precision} TensorRT engine in the bundle for policy {v.policy}; build one with 'edge-se build'"
+        if reason is not None:
+            rows.append({"precision": v.precision, "policy": v.policy, "backend": backend, "artifact": v.artifact,
+                         "error": f"skipped: {reason}", "skipped": True})
+            continue
+        rows.append(evaluate_variant(
+            v, backend, spec=spec, data=data, ref=ref, out_names=out_names, torch_gates=torch_gates,
+            fp32_path=fp32_path, batch_sizes=[int(b) for b in batch_sizes], latency_seconds=latency_seconds,
+            workdir=out_dir, threads=threads, torchscript_path=ts_path, ref_accuracy=ref_accuracy, engine_path=engine,
+        ))
+    measured = [r for r in rows if not r.get("skipped")]
+    passed = bool(measured) and all((r.get("numerics") or {}).get("passed") for r in measured)
+    report = {
+        "format": REPORT_FORMAT,
+        "version": 1,
+        "created": utc_now(),
+        "bundle": str(bundle.root),
+        "model": bundle.manifest.get("model", {}),
+        "machine": machine_info(),
+        "tools": tool_versions(),
+        "bundle_tools": bundle.manifest.get("tools", {}),
+        "settings": {"precisions": list(precisions), "policies": list(policies), "backends": list(backends),
+                     "latency_seconds": latency_seconds, "threads": threads, "seed": seed,
+                     "fidelity_samples": min(FIDELITY_SAMPLES, len(data.x))},
+        "batch_sizes": [int(b) for b in batch_sizes],
+        "data": {"description": data.description, "samples": int(len(data.x)), "labels": data.y is not None},
+        "reference": {"backend": "pytorch", "accuracy": ref_accuracy},
+        "attention_blocks": [g.to_dict() | {"nodes": len(g.nodes)} for g in gates],
+        "rows": rows,
+        "passed": passed,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "notes": notes,
+    }
+    report["files"] = {k: str(p) for k, p in render_report(report, out_dir).items()}
+    return report
+
+
+def _check_choices(values: Sequence[str], allowed: Sequence[str], flag: str) -> None:
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise InputError(f"{flag}: expected a comma-separated subset of {','.join(allowed)}, found {','.join(values) or 'nothing'}")
+
+
+# -- command line (wired into ``edge-se validate`` by the lead) --------------------------
+
+MATRIX_FLAGS = ("out", "digits", "labels", "precisions", "policies", "backends", "batch_sizes")
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(t) for t in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def matrix_requested(args: argparse.Namespace) -> bool:
+    """True when any matrix flag was given (plain ``edge-se validate BUNDLE`` re-runs the checks only)."""
+    return any(getattr(args, f, None) not in (None, False) for f in MATRIX_FLAGS)
+
+
+def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
+    """The matrix flags of ``edge-se validate`` (``--images`` is the command's own)."""
+    g = parser.add_argument_group("accuracy-vs-latency matrix (any of these runs it and writes the report)")
+    g.add_argument("--labels", metavar="FILE",
+                   help="labels for --images: class names (one per line, sub-folders named after them) or "
+                        "'relative/path,class_index' lines; without it, class sub-folders in sorted order")
+    g.add_argument("--digits", action="store_true", help="measure accuracy on digits-hard (the digits nets)")
+    g.add_argument("--precisions", type=_csv, metavar="LIST", help=f"subset of {','.join(PRECISIONS)} (default: all)")
+    g.add_argument("--policies", type=_csv, metavar="LIST",
+                   help=f"INT8 precision policies, subset of {','.join(POLICIES)} (default: all)")
+    g.add_argument("--backends", type=_csv, metavar="LIST", help=f"subset of {','.join(BACKENDS)} (default: ort)")
+    g.add_argument("--out", metavar="DIR", help="report folder (default: BUNDLE/report)")
+    g.add_argument("--batch-sizes", type=_ints, metavar="LIST", help="latency batch sizes (default: 1,8)")
+    g.add_argument("--limit", type=int, metavar="N", help="measure on the first N images (digits default 2000)")
+    g.add_argument("--latency-seconds", type=float, default=2.0, metavar="S",
+                   help="seconds of timing per artifact and batch size (default 2)")
+    g.add_argument("--threads", type=int, metavar="N", help="runtime intra-op threads (default: the runtime's)")
+    parser.set_defaults(_matrix_requested=matrix_requested)
+
+
+def run_matrix_from_args(args: argparse.Namespace) -> bool:
+    """Run the matrix from parsed flags, print the table and the report's paths; True if all passed."""
+    from edge_se.report.markdown import md_table
+    from edge_se.report.tables import summary_table
+
+    report = run_matrix(
+        args.bundle,
+        images=getattr(args, "images", None),
+        labels=args.labels,
+        digits=args.digits,
+        precisions=args.precisions or PRECISIONS,
+        policies=args.policies or POLICIES,
+        backends=args.backends or ("ort",),
+        out=args.out,
+        batch_sizes=args.batch_sizes or (1, 8),
+        limit=args.limit,
+        latency_seconds=args.latency_seconds,
+        threads=args.threads,
+    )
+    print(md_table(summary_table(report)))
+    print(f"report: {report['files'].get('html')} (also report.md, report.json"
+          f"{', accuracy_vs_latency.png' if 'plot' in report['files'] else ''})")
+    failed = [f"{r['precision']}/{r['policy']}/{r['backend']}" for r in report["rows"]
+              if not r.get("skipped") and not (r.get("numerics") or {}).get("passed")]
+    if failed:
+        print(f"FAILED numerics: {', '.join(failed)}")
+    return report["passed"]

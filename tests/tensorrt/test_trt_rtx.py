@@ -1,0 +1,105 @@
+"""Real builds with TensorRT for RTX (strongly typed, like 11.x; builds without a GPU).
+
+Run by scripts/ci_trt_rtx.sh in an environment with ``tensorrt-rtx-cu12``; the zoo's ONNX files
+come from scripts/make_trt_test_models.py (``$EDGE_SE_TRT_MODELS``), made where torch is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.trt_rtx
+
+trt = pytest.importorskip("tensorrt_rtx", reason="needs TensorRT for RTX: pip install tensorrt-rtx-cu12 (scripts/ci_trt_rtx.sh)")
+
+from edge_se.tensorrt._import import import_tensorrt  # noqa: E402
+from edge_se.tensorrt.engine import build_serialized  # noqa: E402
+from edge_se.tensorrt.plan import plan_build  # noqa: E402
+from edge_se.tensorrt.recipe import parse_recipe  # noqa: E402
+from tests.tensorrt.conftest import make_bundle  # noqa: E402
+
+MODELS_DIR = Path(os.environ.get("EDGE_SE_TRT_MODELS", "/nonexistent"))
+MODELS = json.loads((MODELS_DIR / "models.json").read_text()) if (MODELS_DIR / "models.json").is_file() else []
+
+
+def recipe_for(shape, precision: str, **precision_extra):
+    data = {"model": {"spec": "zoo", "input_shape": [2, *shape[1:]], "batch": [1, 2, 4]},
+            "target": {"name": "desktop", "tensorrt": ">=11.0"}, "precision": {"mode": precision, **precision_extra}}
+    return parse_recipe(data, "rtx.toml", Path("."))
+
+
+@pytest.fixture(scope="module")
+def rtx():
+    return import_tensorrt("tensorrt_rtx")
+
+
+def zoo_cases():
+    if not MODELS:
+        return [pytest.param(None, None, marks=pytest.mark.skip(
+            reason="set EDGE_SE_TRT_MODELS to the output of scripts/make_trt_test_models.py"))]
+    return [pytest.param(m, kind, id=f"{m['name']}-{kind}") for m in MODELS for kind in ("fp32", "int8_qdq")]
+
+
+@pytest.mark.parametrize("model,kind", zoo_cases())
+def test_zoo_model_parses_and_builds_through_the_strongly_typed_path(rtx, model, kind):
+    recipe = recipe_for(model["input_shape"], "fp32") if kind == "fp32" else recipe_for(model["input_shape"], "int8", int8="qdq")
+    plan = plan_build(recipe, rtx.version, rtx.flavor, "input")
+    assert plan.strongly_typed and plan.builder_flags == []
+    data, report = build_serialized(rtx.module, plan, MODELS_DIR / model[kind])
+    assert len(data) > 1000 and report.layers > 0
+
+
+@pytest.fixture
+def small_onnx(tmp_path):
+    if MODELS:
+        return MODELS_DIR / MODELS[0]["fp32"], MODELS[0]["input_shape"]
+    pytest.skip("set EDGE_SE_TRT_MODELS to the output of scripts/make_trt_test_models.py")
+
+
+def test_weights_in_a_separate_onnx_data_file_are_found(rtx, tmp_path, small_onnx):
+    import onnx
+
+    src, shape = small_onnx
+    model = onnx.load(str(src))
+    path = tmp_path / "external.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="external.onnx.data", size_threshold=0)
+    assert (tmp_path / "external.onnx.data").is_file()
+    data, _ = build_serialized(rtx.module, plan_build(recipe_for(shape, "fp32"), rtx.version, rtx.flavor), path)
+    assert len(data) > 1000
+
+
+def test_build_for_a_named_architecture_without_a_gpu(rtx, small_onnx):
+    src, shape = small_onnx
+    data, report = build_serialized(rtx.module, plan_build(recipe_for(shape, "fp32"), rtx.version, rtx.flavor), src,
+                                    compute_capabilities=["8.6"])
+    assert len(data) > 1000 and report.compute_capabilities == ["8.6"]
+
+
+def test_build_stage_writes_engine_sidecar_and_script_and_records_them(rtx, tmp_path, small_onnx):
+    from edge_se.bundle import Bundle, sha256_file
+    from edge_se.tensorrt.build import build_bundle_engine
+    from edge_se.tensorrt.recipe import load_recipe
+
+    src, shape = small_onnx
+    bundle = make_bundle(tmp_path / "b", {"model.onnx": src, "model.int8.trt.onnx": MODELS_DIR / MODELS[0]["int8_qdq"]},
+                         input_shape=tuple(shape))
+    recipe_path = tmp_path / "desktop-int8.toml"
+    recipe_path.write_text(
+        f'[model]\nspec = "zoo"\ninput_shape = {[2, *shape[1:]]}\nbatch = [1, 2, 4]\n'
+        '[target]\nname = "desktop"\ntensorrt = ">=11.0"\n[precision]\nmode = "int8"\nint8 = "qdq"\npolicy = "keep-gates"\n'
+    )
+    record = build_bundle_engine(bundle.root, load_recipe(recipe_path), flavor="tensorrt_rtx")
+    reopened = Bundle.open(bundle.root)
+    engine = reopened.verify("desktop-int8.engine")
+    side = json.loads((bundle.root / "desktop-int8.engine.json").read_text())
+    assert record["plan"]["path"] == "int8-qdq" and side["tensorrt_flavor"] == "tensorrt_rtx"
+    assert side["engine_sha256"] == sha256_file(engine) and side["onnx_artifact"] == "model.int8.trt.onnx"
+    assert record["trtexec_script"] is None  # RTX has its own CLI, not trtexec
+    assert reopened.manifest["tools"]["tensorrt_rtx"] == rtx.version_text
+    shutil.rmtree(bundle.root)
