@@ -9,7 +9,7 @@ all, sequential); PyTorch eager runs under torch.inference_mode with the same th
 Runtime and raw ORT are timed in alternating blocks; figures are medians of per-call latency.
 
     python benchmarks/runtime_overhead.py --threads 2 --iters 30
-    python benchmarks/runtime_overhead.py --iters 3 --batches 1 --precisions fp32   # smoke test
+    python benchmarks/runtime_overhead.py --iters 3 --warmup 1 --batches 1 --precisions fp32   # smoke
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,16 +29,16 @@ MODEL, SHAPE = "se_resnet50", (1, 3, 224, 224)
 
 
 def ensure_bundle(work: Path = DEFAULT_WORK, model: str = MODEL, shape=SHAPE) -> Path:
-    """The se_resnet50 bundle under ``work`` (made by the export pipeline on first use)."""
+    """The ``model`` bundle under ``work``, made once by the export pipeline in a child process
+    (so that torch and the exporter never load into the process being measured)."""
     root = work / f"{model}_{'x'.join(map(str, shape))}"
     if (root / "manifest.json").is_file():
         return root
-    from edge_se import progress
-    from edge_se.export.pipeline import export_bundle
-
-    progress.set_quiet(True)
     print(f"# exporting {model} {shape} to {root} (once) ...", file=sys.stderr)
-    export_bundle(model, shape, root, force=True)
+    code = ("import sys; from edge_se import progress; progress.set_quiet(True)\n"
+            "from edge_se.export.pipeline import export_bundle\n"
+            "export_bundle(sys.argv[1], tuple(int(v) for v in sys.argv[2].split('x')), sys.argv[3], force=True)\n")
+    subprocess.run([sys.executable, "-c", code, model, "x".join(map(str, shape)), str(root)], check=True)
     return root
 
 
@@ -93,11 +94,12 @@ def time_calls(fn, iters: int) -> list[float]:
     return out
 
 
-def interleaved(fns: dict, iters: int, block: int = 5) -> dict[str, float]:
+def interleaved(fns: dict, iters: int, warmup: int, block: int = 5) -> dict[str, float]:
     """Median seconds per call of each fn, timed in alternating blocks of ``block`` calls."""
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for f in fns.values():  # one untimed call each
-        f()
+    for f in fns.values():
+        for _ in range(warmup):
+            f()
     done = 0
     while done < iters:
         n = min(block, iters - done)
@@ -114,6 +116,7 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=30, help="timed calls per runner and case (default 30)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed calls per runner and case (default 3)")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--precisions", default="fp32,int8")
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -138,15 +141,15 @@ def main() -> int:
     eager_ms: dict[int, float] = {}
     for precision in precisions:
         path, origin = files[precision]
-        rt = (Runtime.load(bundle, threads=args.threads) if precision == "fp32"
-              else Runtime.load(bundle, precision="int8", threads=args.threads) if "bundle" in origin
-              else Runtime.load(path, threads=args.threads))
+        rt = (Runtime.load(bundle, threads=args.threads, warmup=0) if precision == "fp32"
+              else Runtime.load(bundle, precision="int8", threads=args.threads, warmup=0) if "bundle" in origin
+              else Runtime.load(path, threads=args.threads, warmup=0))
         raw = ort.InferenceSession(str(path), session_options(opts), providers=["CPUExecutionProvider"])
         name = raw.get_inputs()[0].name
         for batch in batches:
             x = np.random.default_rng(0).standard_normal((batch, *SHAPE[1:])).astype(np.float32)
             med = interleaved({"runtime": lambda: rt.predict(x), "raw_ort": lambda: raw.run(None, {name: x})},
-                              args.iters)
+                              args.iters, args.warmup)
             rows.append({"precision": precision, "batch": batch, "runtime_ms": med["runtime"] * 1e3,
                          "raw_ort_ms": med["raw_ort"] * 1e3, "artifact": origin})
         del rt, raw
@@ -160,7 +163,8 @@ def main() -> int:
     for batch in batches:
         x = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, *SHAPE[1:])).astype(np.float32))
         with torch.inference_mode():
-            eager_ms[batch] = statistics.median(time_calls(lambda: net(x), args.iters + 1)[1:]) * 1e3
+            time_calls(lambda: net(x), args.warmup)
+            eager_ms[batch] = statistics.median(time_calls(lambda: net(x), args.iters)) * 1e3
 
     print(f"# runtime overhead, {MODEL} {'x'.join(map(str, SHAPE[1:]))}, {args.threads} threads, median of "
           f"{args.iters} calls; {platform.machine()}, {os.cpu_count()} cores, onnxruntime {ort.__version__}, "

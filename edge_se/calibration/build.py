@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -173,13 +174,29 @@ def build_calibration_set(spec: CalibSpec | str | os.PathLike[str], out_dir: str
     return out
 
 
+def _cache_key(spec: CalibSpec) -> str:
+    """The spec's identity plus what it reads: the folder listing (path, size, mtime) or data version."""
+    h = hashlib.sha256(spec.identity().encode())
+    h.update(str(FORMAT_VERSION).encode())
+    if spec.kind == "folder" and spec.path is not None and spec.path.is_dir():
+        for p in sorted(spec.path.rglob("*")):
+            if p.is_file():
+                st = p.stat()
+                h.update(f"{p.relative_to(spec.path).as_posix()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    else:
+        from edge_se.data.digits import DATA_VERSION
+
+        h.update(f"digits-data-{DATA_VERSION}".encode())
+    return h.hexdigest()[:16]
+
+
 def calibration_from(path_or_spec: CalibSpec | str | os.PathLike[str],
                      out_cache: str | os.PathLike[str] | None = None) -> CalibrationSet:
     """A calibration set from a built set folder, a TOML spec path, or a CalibSpec.
 
-    A spec is built into ``out_cache/calib-<spec stem>-<identity>`` (reused when already there;
-    the identity hashes the spec text and count) or, without ``out_cache``, into a new
-    temporary folder.
+    A spec is built into ``out_cache/calib-<spec stem>-<key>`` (reused when already there; the
+    key hashes the spec text, the count and, for folders, every file's path, size and mtime)
+    or, without ``out_cache``, into a new temporary folder (left for the caller to remove).
     """
     if isinstance(path_or_spec, CalibSpec):
         spec = path_or_spec
@@ -194,7 +211,7 @@ def calibration_from(path_or_spec: CalibSpec | str | os.PathLike[str],
     if out_cache is None:
         out = Path(tempfile.mkdtemp(prefix="edge-se-calib-")) / "set"
     else:
-        out = Path(out_cache) / f"calib-{stem}-{spec.identity()}"
+        out = Path(out_cache) / f"calib-{stem}-{_cache_key(spec)}"
         if (out / MANIFEST_NAME).is_file():
             return load_calibration_set(out)
     try:

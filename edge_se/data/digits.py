@@ -164,8 +164,8 @@ def augment(x: np.ndarray, rng: np.random.Generator, recipe: AffineRange = TRAIN
 def _digits_hard(seed: int, n_aug: int) -> tuple[np.ndarray, np.ndarray]:
     x, y = digits_arrays("test", seed=0)
     rng = np.random.default_rng([seed, 0xD161])
-    xs = np.repeat(x, n_aug, axis=0)
-    ys = np.repeat(y, n_aug)
+    xs = np.tile(x, (n_aug, 1, 1, 1))
+    ys = np.tile(y, n_aug)
     hard = augment(xs, rng, HARD_AUGMENT)
     hard.setflags(write=False)
     ys.setflags(write=False)
@@ -175,8 +175,9 @@ def _digits_hard(seed: int, n_aug: int) -> tuple[np.ndarray, np.ndarray]:
 def digits_hard(seed: int = 0, n_aug: int = HARD_AUGMENTATIONS) -> tuple[np.ndarray, np.ndarray]:
     """The held-out test digits (split seed 0) under ``n_aug`` seeded strong augmentations each.
 
-    Returns ``(x float32 N x 1 x 32 x 32, y int64 N)`` with N = 450 * n_aug (9,000 by default);
-    identical for the same ``seed``.
+    Returns ``(x float32 N x 1 x 32 x 32, y int64 N)`` with N = 450 * n_aug (9,000 by default),
+    identical for the same ``seed``. Ordered variant-major: samples ``k*450 .. k*450+449`` are
+    variant ``k`` of every test digit, so any prefix ``x[:n]`` is a class-balanced subset.
     """
     x, y = _digits_hard(int(seed), int(n_aug))
     return x.copy(), y.copy()

@@ -24,10 +24,41 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--provider", action="append", dest="providers", metavar="EP",
                    help="ONNX Runtime execution provider, in priority order (repeatable)")
     g.add_argument("--warmup", type=int, default=1, metavar="N", help="warm-up runs on load (default 1)")
+    g.add_argument("--preprocessing", metavar="FILE",
+                   help="preprocessing spec (JSON or TOML with PreprocessSpec keys): needed to feed images "
+                        "to a single model file; overrides a bundle's")
+    g.add_argument("--labels", metavar="FILE", help="labels file, one per line (overrides a bundle's)")
     g.add_argument("--cache-dir", metavar="DIR",
                    help="keep ONNX Runtime-optimized models here for faster later loads (a trusted folder)")
     g.add_argument("--no-verify", action="store_true",
                    help="skip the sha256 check of the artifact (only for files you trust)")
+
+
+def read_spec_file(path: str) -> dict:
+    """A preprocessing table from a JSON or TOML file (a TOML file may nest it under [preprocessing])."""
+    import json
+    from pathlib import Path
+
+    from edge_se.errors import InputError
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"preprocessing file {file} does not exist")
+    text = file.read_text(encoding="utf-8")
+    try:
+        if file.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as e:
+        raise InputError(f"{file}: cannot parse ({e})") from None
+    if isinstance(data, dict) and isinstance(data.get("preprocessing"), dict):
+        data = data["preprocessing"]
+    return data
 
 
 def load_runtime(args: argparse.Namespace):
@@ -38,5 +69,6 @@ def load_runtime(args: argparse.Namespace):
         args.bundle, args.backend, precision=args.precision, artifact=args.artifact, verify=not args.no_verify,
         warmup=args.warmup, threads=args.threads, inter_op_threads=args.inter_op_threads,
         graph_optimization=args.graph_optimization, execution_mode=args.execution_mode,
-        providers=args.providers, cache_dir=args.cache_dir,
+        providers=args.providers, cache_dir=args.cache_dir, labels=args.labels,
+        preprocessing=read_spec_file(args.preprocessing) if args.preprocessing else None,
     )

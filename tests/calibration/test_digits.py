@@ -39,7 +39,7 @@ def test_digits_hard_has_20_variants_of_each_test_digit():
     x, y = D.digits_hard()
     _, y_test = D.digits_arrays("test")
     assert x.shape == (9000, 1, 32, 32) and x.dtype == np.float32 and y.dtype == np.int64
-    np.testing.assert_array_equal(y, np.repeat(y_test, 20))
+    np.testing.assert_array_equal(y, np.tile(y_test, 20))  # variant-major: a prefix covers every digit
 
 
 def test_digits_hard_is_deterministic_for_a_seed_and_differs_across_seeds():
@@ -47,8 +47,8 @@ def test_digits_hard_is_deterministic_for_a_seed_and_differs_across_seeds():
     b, yb = D.digits_hard(seed=0)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(ya, yb)
-    c, _ = D.digits_hard(seed=1, n_aug=2)
-    assert not np.array_equal(a[:900:10], c[::2][:90])
+    c, _ = D.digits_hard(seed=1, n_aug=1)
+    assert not np.array_equal(a[:450], c)
 
 
 def test_digits_hard_is_recomputed_identically_outside_the_cache():

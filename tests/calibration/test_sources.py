@@ -129,3 +129,14 @@ def test_calibration_from_without_cache_builds_into_a_temporary_folder(tmp_path)
 def test_calibration_from_refuses_a_folder_that_is_not_a_set(tmp_path):
     with pytest.raises(CalibrationError, match="not a calibration set"):
         calibration_from(tmp_path)
+
+
+def test_calibration_from_rebuilds_a_cached_folder_set_when_the_folder_changes(tmp_path, image_folder):
+    from calib_helpers import folder_spec, write_image
+
+    spec = folder_spec(tmp_path, 4)
+    first = calibration_from(spec, out_cache=tmp_path / "cache")
+    write_image(image_folder / "cat" / "new.png", seed=99)
+    second = calibration_from(spec, out_cache=tmp_path / "cache")
+    assert second.root != first.root
+    assert calibration_from(spec, out_cache=tmp_path / "cache").root == second.root

@@ -124,3 +124,14 @@ def test_random_init_se_gates_are_not_saturated():
         model(torch.randn(1, 3, 64, 64))
     g = torch.cat(gates)
     assert ((g > 0.01) & (g < 0.99)).float().mean() > 0.9
+
+
+@pytest.mark.parametrize("name", list_models("*_digits"))
+def test_random_init_digits_outputs_depend_on_the_input(name):
+    # A random-init model whose logits ignore the input would make every export check vacuous.
+    from edge_se.models import resolve_model
+
+    model = resolve_model(name, seed=0).module
+    x = torch.randn((4, 1, 32, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert model(x).std(0).mean() > 1e-3

@@ -115,3 +115,17 @@ def test_bench_json_counts_calls_from_every_thread(bundle_dir):
 def test_bench_refuses_a_non_positive_batch(bundle_dir):
     out = run_cli("bench", str(bundle_dir), "--batch", "0")
     assert out.returncode == 2 and "--batch" in out.stderr
+
+
+def test_predict_on_a_single_onnx_file_uses_the_given_spec_and_labels(bundle_dir, sample_images, tmp_path):
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(manifest["preprocessing"]))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"other_{i}" for i in range(10)))
+    single = run_cli("predict", str(bundle_dir / "model.onnx"), str(sample_images[0]), "--json",
+                     "--preprocessing", str(spec), "--labels", str(labels))
+    from_bundle = run_cli("predict", str(bundle_dir), str(sample_images[0]), "--json")
+    top_single = json.loads(single.stdout)["results"][0]["top_k"][0]
+    top_bundle = json.loads(from_bundle.stdout)["results"][0]["top_k"][0]
+    assert top_single["index"] == top_bundle["index"] and top_single["label"] == f"other_{top_single['index']}"
