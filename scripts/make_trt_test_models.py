@@ -5,7 +5,8 @@ Writes ``OUT/<name>.onnx`` and ``OUT/<name>.int8.qdq.onnx`` (dynamic batch, smal
 ``OUT/models.json``. Runs in the main environment (torch, onnxruntime); the build test then runs in
 a separate environment with TensorRT for RTX (scripts/ci_trt_rtx.sh). Q/DQ comes from ONNX
 Runtime's static quantizer (QDQ format, symmetric INT8 activations and per-channel weights: the
-form TensorRT wants; biases left in float, since TensorRT refuses INT32 DequantizeLinear), calibrated on seeded noise: the test checks that the graphs build, not accuracy.
+form TensorRT wants; biases left in float, since TensorRT refuses INT32 DequantizeLinear; only
+Conv/Gemm/MatMul inputs quantized), calibrated on seeded noise: the test checks that the graphs build, not accuracy.
 
     python scripts/make_trt_test_models.py OUT [--size 64] [--only se_resnet18,...]
 """
@@ -41,7 +42,6 @@ def export(name: str, out: Path, size: int) -> dict:
 
 def quantize_qdq(src: Path, dst: Path, chw: tuple[int, int, int]) -> None:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -51,13 +51,13 @@ def quantize_qdq(src: Path, dst: Path, chw: tuple[int, int, int]) -> None:
         def get_next(self):  # noqa: ANN201 - ORT's interface
             return next(self.items, None)
 
-    pre = dst.with_suffix(".pre.onnx")
-    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-    quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+    # Q/DQ on the inputs of Conv/Gemm/MatMul only (NVIDIA's recommended placement): quantizing the
+    # scalar constants of elementwise ops (SimAM's, BAM's) gives graphs TensorRT refuses to build.
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    op_types_to_quantize=["Conv", "Gemm", "MatMul"],
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                                    "QuantizeBias": False})  # TensorRT rejects INT32 bias DequantizeLinear
-    pre.unlink()
 
 
 def main() -> int:

@@ -20,7 +20,8 @@ from edge_se.export.simplify import simplify_model
 from edge_se.export.torchscript import export_torchscript
 from edge_se.export.trt_ops import DEFAULT_TRT_VERSION, count_ops, op_support
 from edge_se.preprocess import PreprocessSpec, list_images
-from edge_se.validate.check import check_numerics, load_torchscript, failed_summary, ort_runner, torch_runner, validation_inputs
+from edge_se.validate.reference import state_fingerprint
+from edge_se.validate.check import check_numerics, reference_outputs, load_torchscript, failed_summary, ort_runner, torch_runner, validation_inputs
 
 SEED = 0
 
@@ -142,6 +143,7 @@ def export_bundle(
                 "resolution": probe["resolution"],
                 "fixed_by": probe["fixed_by"],
                 "attention_type": loaded.attention_type,
+                "state_sha256": state_fingerprint(module),
             },
             preprocessing=spec.to_dict(),
             tools=tool_versions(),
@@ -181,7 +183,7 @@ def validate_fp32(bundle: Bundle, module, images: str | Path | None = None) -> l
     spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
     inputs, desc = validation_inputs(spec, shape, images=images, seed=bundle.manifest["model"].get("seed", SEED))
     dynamic = bundle.manifest["model"]["dynamic_batch"]
-    ref = torch_runner(module)
+    ref = reference_outputs(torch_runner(module), inputs)
     names = [o["name"] for o in bundle.artifact("model.onnx")["outputs"]]
     checks = check_numerics("model.onnx", ort_runner(bundle.verify("model.onnx")), ref, inputs, desc, "fp32", dynamic, names)
     ts = load_torchscript(bundle.verify("model.ts"))

@@ -98,7 +98,7 @@ def parse_spec(spec: str) -> ModelSpec:
             )
         return ModelSpec("file", path, factory)
     if ":" in spec:
-        head, _, tail = spec.rpartition(":")
+        head = spec.rpartition(":")[0]
         prefix = spec.split(":", 1)[0]
         if len(prefix) > 1 and prefix.isidentifier():
             raise ModelSpecError(f"unknown model source '{prefix}:' in '{spec}'; expected {SPEC_FORMS}")

@@ -4,12 +4,13 @@
 * ``keep-gates``: every attention gate subgraph (pool, FC/conv, Sigmoid/Softmax and the
   rescaling Mul) stays float. Gates are found by graph pattern
   (:func:`edge_se.quantize.patterns.find_attention_gates`), so this works on any model.
-* ``auto``: per-block sensitivity. Each candidate block (every gate, plus the stem and the
-  classifier layer) is quantized **alone** and ranked by the logit SQNR it costs on the
-  calibration set; then, starting from ``all``, the most sensitive blocks are kept in float one
-  at a time until the budget ``max_drop`` is met (accuracy points when the calibration set has
-  labels, else top-1 disagreement with FP32 in points). The CPU flavour is measured (it runs
-  here); the same kept list is applied to the TensorRT flavour.
+* ``auto``: per-block sensitivity. Each candidate block (every gate as one block, and every
+  other weighted layer - Conv/Gemm/MatMul - as its own block) is quantized **alone** and ranked
+  by the logit SQNR it costs; then, starting from ``all``, the most sensitive blocks are kept in
+  float one at a time until the budget ``max_drop`` (points) is met: top-1 disagreement with
+  FP32 <= ``max_drop`` and, when labels exist, accuracy drop <= ``max_drop``. It is measured on
+  the evaluation set when one is given, else on the calibration set, with the CPU flavour (it
+  runs here); the same kept list is applied to the TensorRT flavour.
 """
 
 from __future__ import annotations
@@ -77,14 +78,12 @@ def gate_blocks(model: onnx.ModelProto) -> list[Block]:
 
 
 def candidate_blocks(model: onnx.ModelProto) -> list[Block]:
-    """``auto``'s candidates: every gate, the first weighted layer (stem), the last (classifier)."""
+    """``auto``'s candidates: every gate, then every weighted layer outside the gates."""
     blocks = gate_blocks(model)
     in_gates = {n for b in blocks for n in b.nodes}
-    weighted = [n for n in model.graph.node if n.op_type in WEIGHTED_OPS and n.name and n.name not in in_gates]
-    if weighted:
-        blocks.insert(0, Block(name="stem", kind="layer", nodes=[weighted[0].name]))
-        if len(weighted) > 1:
-            blocks.append(Block(name="classifier", kind="layer", nodes=[weighted[-1].name]))
+    for n in model.graph.node:
+        if n.op_type in WEIGHTED_OPS and n.name and n.name not in in_gates:
+            blocks.append(Block(name=n.name, kind="layer", nodes=[n.name]))
     return blocks
 
 
@@ -123,7 +122,9 @@ def decide(
 
 
 def _budget_drop(m: dict[str, Any], use_labels: bool) -> float:
-    return max(0.0, m["accuracy_drop"]) if use_labels else 100.0 - m["agreement"]
+    """The budgeted loss in points: disagreement with FP32, and accuracy drop when labelled."""
+    drop = 100.0 - m["agreement"]
+    return max(drop, m["accuracy_drop"]) if use_labels else drop
 
 
 def _auto(
@@ -165,11 +166,12 @@ def _auto(
     met = _budget_drop(m, use_labels) <= max_drop
     details = {
         "max_drop": max_drop,
-        "budget_metric": "accuracy drop (points)" if use_labels else "top-1 disagreement with FP32 (points)",
+        "budget_metric": "max(top-1 disagreement with FP32, accuracy drop) in points" if use_labels
+        else "top-1 disagreement with FP32 (points)",
         "budget_met": met,
         "sensitivity": sensitivity,
         "steps": steps,
-        "measured_on": f"{len(x)} calibration samples, CPU INT8 flavour",
+        "measured_on": f"{len(x)} samples, CPU INT8 flavour",
     }
     return PolicyDecision("auto", kept, gates_found=gates_found, details=details)
 

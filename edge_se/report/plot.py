@@ -40,6 +40,33 @@ def pareto_front(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return front
 
 
+#: label positions tried around a point (offset in points, horizontal alignment), first free wins
+_LABEL_SLOTS = [((7, 6), "left"), ((7, -13), "left"), ((-7, 6), "right"), ((-7, -13), "right"),
+                ((7, 18), "left"), ((7, -25), "left"), ((-7, 18), "right"), ((-7, -25), "right"),
+                ((7, 30), "left"), ((7, -37), "left"), ((-7, 30), "right"), ((-7, -37), "right")]
+
+
+def _place_labels(fig, ax, points: Sequence[dict[str, Any]]) -> None:
+    """Annotate each point in the first slot whose text box overlaps no earlier label."""
+    from matplotlib.transforms import Bbox
+
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for p in points:  # keep labels off the markers too
+        cx, cy = ax.transData.transform((p["x"], p["y"]))
+        placed.append(Bbox.from_extents(cx - 6, cy - 6, cx + 6, cy + 6))
+    for p in sorted(points, key=lambda p: (p["x"], -p["y"])):
+        for i, (offset, ha) in enumerate(_LABEL_SLOTS):
+            text = ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=offset,
+                               fontsize=8, ha=ha, va="center",
+                               arrowprops=None if i < 4 else {"arrowstyle": "-", "color": "0.6", "lw": 0.6})
+            box = text.get_window_extent(renderer).expanded(1.05, 1.15)
+            if not any(box.overlaps(b) for b in placed) or i == len(_LABEL_SLOTS) - 1:
+                placed.append(box)
+                break
+            text.remove()
+
+
 def plot_accuracy_vs_latency(report: dict[str, Any], out: str | Path, title: str | None = None) -> Path | None:
     """Write the PNG; ``None`` (nothing written) when no row has both a latency and an accuracy."""
     import matplotlib
@@ -52,13 +79,13 @@ def plot_accuracy_vs_latency(report: dict[str, Any], out: str | Path, title: str
         return None
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     front = pareto_front(points)
-    if len(front) > 1:
-        ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="0.45", lw=1.5,
-                ls="--", zorder=1, label="Pareto front")
+    xmax = max(p["x"] for p in points) * 1.35
+    fx = [p["x"] for p in front] + [xmax]
+    fy = [p["y"] for p in front] + [front[-1]["y"]]
+    ax.step(fx, fy, where="post", color="0.45", lw=1.5, ls="--", zorder=1, label="Pareto front")
     for p in points:
         ax.scatter(p["x"], p["y"], s=70, zorder=3, color=PRECISION_COLORS.get(p["precision"], "0.3"),
                    marker=POLICY_MARKERS.get(p["policy"], "o"), edgecolor="black", linewidth=0.6)
-        ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(6, 5), fontsize=8)
     ref = next((p for p in points if p["precision"] == "fp32"), None)
     if ref is not None:
         ax.scatter(ref["x"], ref["y"], s=320, marker="*", color="gold", edgecolor="black", zorder=4,
@@ -76,15 +103,15 @@ def plot_accuracy_vs_latency(report: dict[str, Any], out: str | Path, title: str
     span = max(ys) - min(ys)
     pad = max(span * 0.15, 0.5)
     ax.set_ylim(min(ys) - pad, max(ys) + pad)
-    xs = [p["x"] for p in points]
-    ax.set_xlim(0, max(xs) * 1.35)
+    ax.set_xlim(0, xmax)
     ax.set_xlabel("latency p50 at batch 1 (ms, lower is better)")
     ax.set_ylabel(ylabel)
     model = (report.get("model") or {}).get("spec") or ""
     ax.set_title(title or f"{model}: accuracy vs latency ({report.get('machine', {}).get('cpu', 'this machine')})",
                  fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
+    _place_labels(fig, ax, points)
+    ax.legend(fontsize=8, loc="best", framealpha=0.9)
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out)
@@ -110,8 +137,9 @@ def plot_combined(reports: Sequence[dict[str, Any]], out: str | Path) -> Path | 
         ax.axis("off")
     for ax, (rep, points, ylabel) in zip(axes.flat, panels):
         front = pareto_front(points)
-        if len(front) > 1:
-            ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="0.45", ls="--", lw=1.2)
+        xmax = max(p["x"] for p in points) * 1.2
+        ax.step([p["x"] for p in front] + [xmax], [p["y"] for p in front] + [front[-1]["y"]], where="post",
+                color="0.45", ls="--", lw=1.2)
         for p in points:
             ax.scatter(p["x"], p["y"], s=45, color=PRECISION_COLORS.get(p["precision"], "0.3"),
                        marker=POLICY_MARKERS.get(p["policy"], "o"), edgecolor="black", linewidth=0.5, zorder=3)
@@ -120,7 +148,7 @@ def plot_combined(reports: Sequence[dict[str, Any]], out: str | Path) -> Path | 
         ax.set_title((rep.get("model") or {}).get("spec", "?"), fontsize=10)
         ax.set_xlabel("p50 ms (batch 1)", fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
-        ax.set_xlim(0, max(p["x"] for p in points) * 1.2)
+        ax.set_xlim(0, xmax)
         ax.grid(True, alpha=0.3)
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=k.upper()) for k, c in PRECISION_COLORS.items()]
     handles += [plt.Line2D([], [], color="white", markeredgecolor="black", marker=m, ls="", label=f"policy {k}")

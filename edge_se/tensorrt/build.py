@@ -49,6 +49,24 @@ def onnx_for(bundle: Bundle, plan: BuildPlan, recipe: Recipe) -> Path:
     return bundle.verify(plan.onnx_artifact)
 
 
+def check_shapes(bundle: Bundle, plan: BuildPlan, recipe: Recipe) -> None:
+    """Refuse a recipe whose shapes the bundle's ONNX input cannot take (static dims differ)."""
+    inputs = bundle.artifacts.get(plan.onnx_artifact, {}).get("inputs") or []
+    if not inputs:
+        return
+    shape = inputs[0].get("shape") or []
+    p = plan.profiles[0]
+    for d, dim in enumerate(shape):
+        wanted = {p.min[d], p.opt[d], p.max[d]} if d < len(p.min) else set()
+        if isinstance(dim, int) and wanted != {dim}:
+            axis = "batch" if d == 0 else f"dim {d}"
+            raise BundleError(
+                f"{recipe.path or recipe.name} asks for {axis} {sorted(wanted)} but {plan.onnx_artifact} in "
+                f"{bundle.root} has a fixed {axis} of {dim} (input shape {shape}); re-export with "
+                f"'edge-se export --recipe {recipe.path or recipe.name}' or change model.input_shape/batch"
+            )
+
+
 def float_nodes(bundle: Bundle, plan: BuildPlan, onnx_path: Path) -> tuple[list[str], str]:
     """ONNX node names the precision policy keeps in float, and where the list came from."""
     if plan.policy_mode != "layer-constraints":
@@ -112,14 +130,23 @@ def write_trtexec_script(
 ) -> Path:
     """``build_<name>.sh`` in ``folder`` with the trtexec command equivalent to ``plan``."""
     onnx_rel = os.path.relpath(bundle.root / plan.onnx_artifact, folder)
-    cache_rel = os.path.relpath(bundle.root / calib_cache_name(engine_name), folder) if plan.calibrator else None
-    timing = os.path.relpath(plan.timing_cache, folder) if plan.timing_cache else None
+    cache_rel = None
+    if plan.calibrator:
+        # The cache this build wrote, else the INT8 stage's cache in the bundle (same algorithm).
+        cache = folder / calib_cache_name(engine_name)
+        staged = bundle.find(format=CALIB_CACHE_FORMAT)
+        if not cache.is_file() and staged:
+            cache = bundle.root / staged[0]
+        cache_rel = os.path.relpath(cache, folder)
+    # The script runs on the device, maybe from a copy of the bundle: its timing cache lives beside it.
+    timing = Path(plan.timing_cache).name if plan.timing_cache else None
     cmd = trtexec_command(plan, onnx=onnx_rel, engine=engine_name, calibration_cache=cache_rel,
                           float_layers=float_layers, timing_cache=timing)
     onnx_rec = bundle.artifacts.get(plan.onnx_artifact, {})
     digest = onnx_rec.get("files", [{}])[0].get("sha256") or sha256_file(bundle.root / plan.onnx_artifact)
     stem = engine_name.removesuffix(".engine")
-    text = render_script(cmd, plan, target=stem, recipe=str(recipe.path or recipe.name), onnx_sha256=digest)
+    text = render_script(cmd, plan, target=recipe.target.name, recipe=str(recipe.path or recipe.name),
+                         onnx_sha256=digest, name=stem)
     return write_script(folder, text, stem)
 
 
@@ -133,6 +160,7 @@ def script_only(bundle_root: str | Path, recipe: Recipe, version: Version) -> Pa
     plan = plan_build(recipe, version, "tensorrt", input_name(bundle, recipe))
     if plan.onnx_artifact not in bundle.artifacts:
         onnx_for(bundle, plan, recipe)  # raises the "which stage makes it" message
+    check_shapes(bundle, plan, recipe)
     nodes, _ = float_nodes(bundle, plan, bundle.root / plan.onnx_artifact)
     return write_trtexec_script(bundle, recipe, plan, bundle.root, recipe.engine_name(), nodes)
 
@@ -160,14 +188,14 @@ def build_bundle_engine(
 
     bundle = Bundle.open(bundle_root)
     trt = import_tensorrt(flavor)
-    if trt.flavor == "tensorrt" or not compute_capabilities:
-        device = require_device("building a TensorRT engine") if trt.flavor == "tensorrt" else device_info()
-    else:
-        device = device_info()
+    # Full TensorRT: check for a CUDA device before any Builder exists. TensorRT for RTX builds
+    # without one (for --compute-capability targets, or its default).
+    device = require_device("building a TensorRT engine") if trt.flavor == "tensorrt" else device_info()
     plan = plan_build(recipe, trt.version, trt.flavor, input_name(bundle, recipe))
     if timing_cache is not None:
         plan.timing_cache = str(timing_cache)
     onnx_path = onnx_for(bundle, plan, recipe)
+    check_shapes(bundle, plan, recipe)
     nodes, nodes_from = float_nodes(bundle, plan, onnx_path)
     folder = Path(out) if out else bundle.root
     folder.mkdir(parents=True, exist_ok=True)

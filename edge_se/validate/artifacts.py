@@ -7,7 +7,7 @@ from typing import Any
 
 from edge_se.bundle import Bundle
 from edge_se.preprocess import PreprocessSpec
-from edge_se.validate.check import check_numerics, load_torchscript, ort_runner, torch_runner, validation_inputs
+from edge_se.validate.check import check_numerics, reference_outputs, load_torchscript, ort_runner, torch_runner, validation_inputs
 from edge_se.validate.reference import reference_module
 
 
@@ -21,7 +21,7 @@ def validate_bundle(bundle: Bundle, images: str | Path | None = None) -> list[di
     model = bundle.manifest["model"]
     spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
     inputs, desc = validation_inputs(spec, model["input_shape"], images=images, seed=model.get("seed", 0))
-    ref = torch_runner(module)
+    ref = reference_outputs(torch_runner(module), inputs)
     checks: list[dict[str, Any]] = []
     for name, rec in bundle.artifacts.items():
         names = [o["name"] for o in rec.get("outputs", [])] or None

@@ -84,10 +84,15 @@ def ort_runner(path: Path):
     return fn
 
 
+def reference_outputs(reference_fn, inputs: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """The reference's outputs for every input set (computed once, shared by all artifacts)."""
+    return {name: run_batched(reference_fn, x, SECOND_BATCH) for name, x in inputs.items()}
+
+
 def check_numerics(
     artifact: str,
     run_fn,
-    reference_fn,
+    reference: dict[str, list[np.ndarray]],
     inputs: dict[str, np.ndarray],
     descriptions: dict[str, str],
     precision: str,
@@ -95,11 +100,14 @@ def check_numerics(
     output_names: Sequence[str] | None = None,
     backend: str = "onnxruntime-cpu",
 ) -> list[dict[str, Any]]:
-    """One check per (input set, batch size): metrics, verdict and the rule's thresholds."""
+    """One check per (input set, batch size): metrics, verdict and the rule's thresholds.
+
+    ``reference`` comes from :func:`reference_outputs` on the same ``inputs``.
+    """
     checks = []
     batches = [1, SECOND_BATCH] if dynamic_batch else [1]
     for set_name, x in inputs.items():
-        ref = run_batched(reference_fn, x, SECOND_BATCH)
+        ref = reference[set_name]
         for b in batches:
             got = run_batched(run_fn, x, b)
             result = compare_outputs(ref, got, precision, names=output_names)

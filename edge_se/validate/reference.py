@@ -36,4 +36,28 @@ def reference_module(bundle: Bundle):
         if ckpt.get("sha256") and sha256_file(ckpt_path) != ckpt["sha256"]:
             raise BundleError(f"the checkpoint {ckpt_path} changed since export (sha256 differs); re-export the bundle")
     loaded = resolve_model(spec, checkpoint=ckpt_path, seed=model.get("seed", 0))
-    return loaded.module.eval()
+    module = loaded.module.eval()
+    want = model.get("state_sha256")
+    if want and state_fingerprint(module) != want:
+        raise BundleError(
+            f"the PyTorch model rebuilt from {spec!r} has different weights than the one exported into "
+            f"{bundle.root} (the model code or its random init changed since edge-se "
+            f"{bundle.manifest.get('edge_se_version')}); re-export the bundle, or export with --checkpoint "
+            "so the reference can be rebuilt exactly"
+        )
+    return module
+
+
+def state_fingerprint(module) -> str:
+    """sha256 over the module's state_dict (names, shapes, dtypes, bytes): identifies the weights."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

@@ -37,7 +37,8 @@ def export_tiny(path: Path, size: int = 32, dynamic: bool = True) -> Path:
             return self.head((y * gate).mean((2, 3)))
 
     torch.manual_seed(0)
-    axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None
+    # dynamic batch and resolution: the model pools globally, so any recipe shape fits
+    axes = {"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}} if dynamic else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter's notice
         torch.onnx.export(Tiny().eval(), (torch.randn(1, 3, size, size),), str(path), input_names=["input"],
@@ -45,7 +46,7 @@ def export_tiny(path: Path, size: int = 32, dynamic: bool = True) -> Path:
     return path
 
 
-def make_bundle(root: Path, files: dict[str, Path], input_shape=(1, 3, 32, 32)):
+def make_bundle(root: Path, files: dict[str, Path], input_shape=(1, 3, 32, 32), recorded=("batch", 3, "height", "width")):
     """A bundle at ``root`` whose artifacts are copies of ``files`` (artifact name -> source)."""
     from edge_se.bundle import Bundle
 
@@ -56,7 +57,7 @@ def make_bundle(root: Path, files: dict[str, Path], input_shape=(1, 3, 32, 32)):
         shutil.copyfile(src, root / name)
         precision = "int8" if "int8" in name else "fp16" if "fp16" in name else "fp32"
         bundle.add_artifact(name, stage="export", format="onnx", precision=precision, backend="onnxruntime",
-                            inputs=[{"name": "input", "shape": ["batch", *input_shape[1:]], "dtype": "float32"}],
+                            inputs=[{"name": "input", "shape": list(recorded), "dtype": "float32"}],
                             outputs=[{"name": "logits", "shape": ["batch", 5], "dtype": "float32"}])
     bundle.save()
     return bundle

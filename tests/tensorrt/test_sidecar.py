@@ -109,3 +109,10 @@ def test_corrupt_sidecar_is_refused(engine):
 def test_policy_hash_depends_on_policy_and_nodes_not_their_order():
     assert policy_hash("keep-gates", ["a", "b"]) == policy_hash("keep-gates", ["b", "a"])
     assert policy_hash("keep-gates", ["a"]) != policy_hash("all", ["a"])
+
+
+def test_trtexec_reported_version_matches_the_bindings_full_version(tmp_path):
+    path = tmp_path / "t.engine"
+    path.write_bytes(b"x")
+    write_sidecar(path, {"tensorrt_version": "10.3.0", "built_by": "trtexec"})
+    check_sidecar(path, {**HERE, "tensorrt_version": "10.3.0.30"})

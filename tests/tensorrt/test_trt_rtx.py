@@ -25,6 +25,7 @@ from tests.tensorrt.conftest import make_bundle  # noqa: E402
 
 MODELS_DIR = Path(os.environ.get("EDGE_SE_TRT_MODELS", "/nonexistent"))
 MODELS = json.loads((MODELS_DIR / "models.json").read_text()) if (MODELS_DIR / "models.json").is_file() else []
+SMALL = next((m for m in MODELS if m["name"] == "se_digits"), MODELS[0] if MODELS else None)
 
 
 def recipe_for(shape, precision: str, **precision_extra):
@@ -56,8 +57,8 @@ def test_zoo_model_parses_and_builds_through_the_strongly_typed_path(rtx, model,
 
 @pytest.fixture
 def small_onnx(tmp_path):
-    if MODELS:
-        return MODELS_DIR / MODELS[0]["fp32"], MODELS[0]["input_shape"]
+    if SMALL:
+        return MODELS_DIR / SMALL["fp32"], SMALL["input_shape"]
     pytest.skip("set EDGE_SE_TRT_MODELS to the output of scripts/make_trt_test_models.py")
 
 
@@ -87,8 +88,8 @@ def test_build_stage_writes_engine_sidecar_and_script_and_records_them(rtx, tmp_
     from edge_se.tensorrt.recipe import load_recipe
 
     src, shape = small_onnx
-    bundle = make_bundle(tmp_path / "b", {"model.onnx": src, "model.int8.trt.onnx": MODELS_DIR / MODELS[0]["int8_qdq"]},
-                         input_shape=tuple(shape))
+    bundle = make_bundle(tmp_path / "b", {"model.onnx": src, "model.int8.trt.onnx": MODELS_DIR / SMALL["int8_qdq"]},
+                         input_shape=tuple(shape), recorded=("batch", *shape[1:]))
     recipe_path = tmp_path / "desktop-int8.toml"
     recipe_path.write_text(
         f'[model]\nspec = "zoo"\ninput_shape = {[2, *shape[1:]]}\nbatch = [1, 2, 4]\n'

@@ -123,3 +123,26 @@ def test_flag_table_matches_nvidia_trtexec_source():
     res = subprocess.run([sys.executable, str(ROOT / "scripts/trtexec_flags.py"), os.environ["EDGE_SE_TRT_SOURCE"], "--check"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_calibrator_script_uses_the_bundles_calibration_cache_and_keeps_gates_in_fp32(tiny_bundle):
+    from edge_se.cli import main
+
+    (tiny_bundle.root / "calibration.cache").write_text("TRT-100300-MinMaxCalibration\ninput: 3c010204\n")
+    tiny_bundle.add_artifact("calibration.cache", stage="quantize", format="trt-calibration-cache",
+                             precision="int8", backend="tensorrt")
+    tiny_bundle.save()
+    assert main(["-q", "build", str(tiny_bundle.root), "--recipe", "export/jetson-orin-int8.toml", "--script-only", "10.3"]) == 0
+    text = (tiny_bundle.root / "build_jetson-orin-int8.sh").read_text()
+    assert "--calib=calibration.cache" in text and "--int8" in text
+    layer_precisions = next(a for a in text.split() if a.startswith("--layerPrecisions="))
+    assert "Sigmoid:fp32" in layer_precisions  # the SE gate found by graph pattern
+
+
+def test_recipe_shape_the_bundles_static_onnx_cannot_take_is_refused(tmp_path, tiny_onnx, capsys):
+    from edge_se.cli import main
+    from tests.tensorrt.conftest import make_bundle
+
+    bundle = make_bundle(tmp_path / "b", {"model.onnx": tiny_onnx}, recorded=("batch", 3, 32, 32))
+    assert main(["build", str(bundle.root), "--recipe", "export/desktop-fp16.toml", "--script-only", "10.3"]) == 2
+    assert "has a fixed dim 2 of 32" in capsys.readouterr().err

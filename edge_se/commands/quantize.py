@@ -1,0 +1,134 @@
+"""``edge-se quantize``: add FP16 or INT8 artifacts to a bundle and validate them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "quantize"
+ORDER = 30
+HELP = "add FP16 or INT8 (TensorRT QDQ, CPU-fast, TensorRT cache) artifacts to a bundle"
+DESCRIPTION = (
+    "Add reduced-precision artifacts to BUNDLE (made by 'edge-se export') and validate them\n"
+    "against the PyTorch reference; nothing is added unless every check passes.\n\n"
+    "  --precision fp16: model.fp16.onnx (inputs/outputs FP32; reductions, exp/softmax, pow/div\n"
+    "    kept FP32 by rule).\n"
+    "  --precision int8: from ONE calibration run on --calib: model.int8.trt.onnx (TensorRT-ready\n"
+    "    QDQ, symmetric INT8, per-channel weights), model.int8.cpu.onnx (fast on ONNX Runtime CPU:\n"
+    "    uint8 activations, int8 per-channel weights) and model.int8.calib.cache (TensorRT 8.x\n"
+    "    calibration cache for implicit-INT8 builds of model.onnx).\n\n"
+    "Policies: all (everything INT8 that can be), keep-gates (attention gates - pool, FC, sigmoid/\n"
+    "softmax, rescaling Mul - kept float; found by graph pattern), auto (blocks ranked by\n"
+    "sensitivity, the most sensitive kept float until --max-drop points of top-1 disagreement /\n"
+    "accuracy are met on --eval, or on --calib without it)."
+)
+EXAMPLES = """  edge-se quantize bundles/se18 --precision fp16
+  edge-se quantize bundles/se_digits --precision int8 --calib calibration/digits.toml
+  edge-se quantize bundles/se50 --precision int8 --calib calib_set/ --policy keep-gates --method percentile
+  edge-se quantize bundles/se_digits --precision int8 --calib calibration/digits.toml --policy auto --max-drop 0.2"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from edge_se.quantize.policies import POLICIES
+    from edge_se.quantize.ranges import DEFAULT_PERCENTILE, METHODS
+    from edge_se.quantize.stage import DEFAULT_METHOD, DEFAULT_POLICY, PRECISIONS
+
+    p.add_argument("bundle", help="bundle folder holding model.onnx (FP32)")
+    p.add_argument("--precision", required=True, choices=PRECISIONS, help="fp16 or int8")
+    p.add_argument("--calib", help="int8: calibration set folder or TOML spec (see calibration/*.toml)")
+    p.add_argument("--eval", dest="eval_set", help="int8: labelled set folder or TOML spec for auto's budget and the "
+                   "accuracy check (default: the calibration set)")
+    p.add_argument("--policy", choices=POLICIES, default=None, help=f"int8 precision policy (default {DEFAULT_POLICY})")
+    p.add_argument("--max-drop", type=float, default=None,
+                   help="auto: budget in points (top-1 disagreement with FP32 and accuracy drop; default 0.1)")
+    p.add_argument("--method", choices=METHODS, default=None, help=f"int8 calibration method (default {DEFAULT_METHOD})")
+    p.add_argument("--percentile", type=float, default=None,
+                   help=f"percentile for --method percentile (default {DEFAULT_PERCENTILE})")
+    p.add_argument("--reduce-range", action="store_true",
+                   help="CPU INT8 with 7-bit weights (for x86 CPUs without VNNI; costs accuracy)")
+    p.add_argument("--trt-cache-version", default="8601",
+                   help="TensorRT version number in the calibration cache header (default 8601 = 8.6.1)")
+    p.add_argument("--fp16-io", action="store_true", help="fp16: make the model's inputs/outputs FP16 too")
+    p.add_argument("--images", help="fp16: folder of real images for validation (default: scikit-learn's samples)")
+    p.add_argument("--json", action="store_true", help="print the added artifacts and checks as JSON")
+
+
+def _refuse(args: argparse.Namespace, names: list[str], precision: str) -> None:
+    from edge_se.errors import InputError
+
+    given = [n for n in names if getattr(args, n) not in (None, False)]
+    if given:
+        opts = ", ".join("--" + n.replace("_", "-") for n in given)
+        raise InputError(f"{opts} only apply to --precision {'int8' if precision == 'fp16' else 'fp16'}; "
+                         f"remove them for --precision {precision}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_se.bundle import Bundle
+    from edge_se.errors import CalibrationError, InputError
+    from edge_se.quantize import stage
+
+    bundle = Bundle.open(args.bundle)
+    if args.precision == "fp16":
+        _refuse(args, ["calib", "eval_set", "policy", "max_drop", "method", "percentile", "reduce_range"], "fp16")
+        stage._fp32_onnx(bundle)
+        stage.quantize_fp16(bundle, keep_io_types=not args.fp16_io, images=args.images)
+        added = [stage.FP16_ARTIFACT]
+    else:
+        _refuse(args, ["fp16_io", "images"], "int8")
+        if not args.calib:
+            raise CalibrationError("--precision int8 needs --calib DIR|SPEC (a calibration set folder or a TOML spec, "
+                                   "e.g. calibration/digits.toml)")
+        if args.percentile is not None and args.method != "percentile":
+            raise InputError("--percentile applies to --method percentile only")
+        stage._fp32_onnx(bundle)  # refuse a bundle without model.onnx before building a calibration set
+        from edge_se.calibration.build import calibration_from
+
+        calib = calibration_from(args.calib)
+        evaluation = calibration_from(args.eval_set) if args.eval_set else None
+        kwargs = {}
+        if args.percentile is not None:
+            kwargs["percentile"] = args.percentile
+        stage.quantize_int8(
+            bundle, calib, policy=args.policy or stage.DEFAULT_POLICY, method=args.method or stage.DEFAULT_METHOD,
+            max_drop=args.max_drop, evaluation=evaluation, reduce_range=args.reduce_range,
+            trt_version=args.trt_cache_version, **kwargs,
+        )
+        added = [stage.TRT_ARTIFACT, stage.CPU_ARTIFACT, stage.CACHE_ARTIFACT]
+    _print(bundle, added, args.json)
+    return 0
+
+
+def _print(bundle, added: list[str], as_json: bool) -> None:
+    checks = [c for c in bundle.manifest["checks"] if c.get("artifact") in added]
+    rows = []
+    for c in checks:
+        row = {"artifact": c["artifact"], "check": c["name"], "passed": c["passed"]}
+        for k in ("agreement", "accuracy", "accuracy_drop", "sqnr_db"):
+            if k in c:
+                row[k] = round(c[k], 3)
+        outs = c.get("outputs") or []
+        if outs:
+            row["cosine_min"] = round(min(o.get("cosine_min", 1.0) for o in outs), 6)
+            row["max_abs"] = round(max(o.get("max_abs", 0.0) for o in outs), 5)
+        rows.append(row)
+    kept = {}
+    for name in added:
+        k = bundle.artifact(name).get("kept_in_float")
+        if k:
+            kept[name] = [b["name"] for b in k["kept_in_float"]]
+    if as_json:
+        print(json.dumps({"bundle": str(bundle.root), "added": added, "kept_in_float": kept, "checks": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"edge-se quantize: {bundle.root}")
+    for col in ("artifact", "check", "passed", "metrics"):
+        table.add_column(col)
+    for r in rows:
+        metrics = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("artifact", "check", "passed"))
+        table.add_row(r["artifact"], r["check"], "yes" if r["passed"] else "NO", metrics)
+    Console().print(table)
+    for name, blocks in kept.items():
+        print(f"{name}: kept in float: {', '.join(blocks) if blocks else 'nothing'}")

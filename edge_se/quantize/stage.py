@@ -1,0 +1,301 @@
+"""The quantize stage: bundle -> bundle, adding FP16 or INT8 artifacts and their checks.
+
+INT8 writes, from ONE calibration run (one set of ranges):
+
+* ``model.int8.trt.onnx``: TensorRT-ready QDQ (symmetric INT8, per-channel weights);
+* ``model.int8.cpu.onnx``: CPU-fast INT8 for ONNX Runtime (U8 activations, S8 weights);
+* ``model.int8.calib.cache``: TensorRT calibration cache (+ ``model.int8.ranges.json``, the
+  ranges themselves) for implicit-INT8 builds of ``model.onnx`` on TensorRT 8.x.
+
+FP16 writes ``model.fp16.onnx``. Every artifact is written into a hidden staging folder inside
+the bundle, validated against the PyTorch reference (FP32 ONNX when the model cannot be rebuilt),
+and moved into place only when every check passes; then the manifest is saved. A failed check
+raises :class:`CheckFailed` (exit 1) and leaves neither the files nor manifest entries behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from edge_se import progress
+from edge_se.bundle import Bundle
+from edge_se.errors import BundleError, CalibrationError, CheckFailed, InputError
+from edge_se.quantize.ranges import DEFAULT_PERCENTILE, METHODS
+
+PRECISIONS = ("fp16", "int8")
+#: chosen by measurement on the digits nets (docs/quantization.md, benchmarks/int8_accuracy.py)
+DEFAULT_METHOD = "minmax"
+DEFAULT_POLICY = "auto"
+FP16_ARTIFACT = "model.fp16.onnx"
+TRT_ARTIFACT = "model.int8.trt.onnx"
+CPU_ARTIFACT = "model.int8.cpu.onnx"
+CACHE_ARTIFACT = "model.int8.calib.cache"
+RANGES_FILE = "model.int8.ranges.json"
+CALIB_BATCH = 32
+N_NUMERICS = 64  # calibration-distribution samples used for the INT8 numerics check
+
+
+# ------------------------------------------------------------------------------ helpers
+def _fp32_onnx(bundle: Bundle) -> Path:
+    if "model.onnx" not in bundle.artifacts:
+        have = ", ".join(sorted(bundle.artifacts)) or "none"
+        raise BundleError(
+            f"bundle {bundle.root} has no FP32 ONNX artifact 'model.onnx' (it has: {have}); "
+            "create it with 'edge-se export MODEL --out DIR'"
+        )
+    return bundle.verify("model.onnx")
+
+
+def _prepare(fp32: Path, out: Path) -> Path:
+    """A self-contained copy of the FP32 model whose every node has a name (quantizers exclude by
+    name). Tensor names are unchanged, so ranges and the TensorRT cache refer to model.onnx."""
+    import onnx
+
+    model = onnx.load(str(fp32))
+    for i, n in enumerate(model.graph.node):
+        if not n.name:
+            n.name = f"{n.op_type}#{i}"
+    onnx.save_model(model, str(out))
+    return out
+
+
+def _reference(bundle: Bundle, fp32: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """The PyTorch model when it can be rebuilt from the manifest, else the FP32 ONNX."""
+    from edge_se.quantize.metrics import run_onnx
+
+    model = bundle.manifest.get("model", {})
+    ckpt = (model.get("checkpoint") or {}).get("path")
+    try:
+        import torch
+
+        from edge_se.models.loading import resolve_model
+
+        if ckpt is not None and not Path(ckpt).is_file():
+            raise FileNotFoundError(ckpt)
+        loaded = resolve_model(model["spec"], checkpoint=ckpt, seed=model.get("seed", 0))
+        module = loaded.module.eval()
+        expected = (model.get("checkpoint") or {}).get("sha256")
+        if expected and loaded.checkpoint_sha256 != expected:
+            raise ValueError("checkpoint changed since export")
+
+        def torch_fn(x: np.ndarray) -> np.ndarray:
+            outs = []
+            with torch.no_grad():
+                for i in range(0, len(x), 256):
+                    y = module(torch.from_numpy(np.ascontiguousarray(x[i : i + 256], dtype=np.float32)))
+                    y = y[0] if isinstance(y, (tuple, list)) else y
+                    outs.append(y.float().numpy())
+            return np.concatenate(outs)
+
+        return torch_fn, f"PyTorch ({model.get('spec')})"
+    except Exception as e:  # noqa: BLE001 - any failure to rebuild falls back, and says why
+        reason = f"{type(e).__name__}: {e}"
+        return (lambda x: run_onnx(fp32, x)), f"FP32 ONNX model.onnx (PyTorch model not rebuilt: {reason[:120]})"
+
+
+def _numerics_checks(
+    artifact: str, path: Path, ref_fn, ref_desc: str, inputs: dict[str, tuple[np.ndarray, str]], precision: str,
+    backend: str = "onnxruntime-cpu",
+) -> list[dict[str, Any]]:
+    from edge_se.quantize.metrics import run_onnx
+    from edge_se.validate.numerics import compare_outputs
+
+    checks = []
+    for set_name, (x, desc) in inputs.items():
+        ref = ref_fn(x)
+        for batch in (1, 4):
+            got = run_onnx(path, x, batch=batch)
+            result = compare_outputs([ref], [got], precision, names=["output0"])
+            checks.append({
+                "name": f"numerics/{set_name}/batch{batch}", "artifact": artifact, "precision": precision,
+                "backend": backend, "reference": ref_desc, "inputs": desc, "batch": batch, **result,
+            })
+    return checks
+
+
+def _accuracy_check(artifact: str, path: Path, fp32: Path, x: np.ndarray, labels: np.ndarray | None, desc: str) -> dict:
+    """Task metrics against the FP32 ONNX on a labelled set (recorded; not enforced)."""
+    from edge_se.quantize.metrics import logit_metrics, run_onnx
+
+    m = logit_metrics(run_onnx(fp32, x), run_onnx(path, x), labels)
+    return {"name": "accuracy", "artifact": artifact, "inputs": desc, "enforced": False, "passed": True,
+            "reason": "", **m}
+
+
+def _publish(bundle: Bundle, staging: Path, files: Sequence[str]) -> None:
+    for name in files:
+        os.replace(staging / name, bundle.root / name)
+
+
+def _io(bundle: Bundle) -> dict[str, Any]:
+    rec = bundle.artifact("model.onnx")
+    return {"inputs": rec.get("inputs"), "outputs": rec.get("outputs"), "opset": rec.get("opset")}
+
+
+# ------------------------------------------------------------------------------- FP16
+def quantize_fp16(bundle: Bundle, *, keep_io_types: bool = True, images: str | Path | None = None) -> Bundle:
+    """Add ``model.fp16.onnx`` to ``bundle`` after checking it against PyTorch (FP16 tolerances)."""
+    from edge_se.preprocess import PreprocessSpec
+    from edge_se.quantize.fp16 import convert_fp16
+    from edge_se.validate.check import validation_inputs
+
+    fp32 = _fp32_onnx(bundle)
+    staging = Path(tempfile.mkdtemp(prefix=".quantize-", dir=bundle.root))
+    try:
+        with progress.stage("Converting to FP16"):
+            info = convert_fp16(fp32, staging / FP16_ARTIFACT, keep_io_types=keep_io_types)
+        spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
+        shape = bundle.manifest["model"]["input_shape"]
+        sets, descs = validation_inputs(spec, shape, images=images, seed=bundle.manifest["model"].get("seed", 0))
+        with progress.stage("Validating FP16 against the reference"):
+            ref_fn, ref_desc = _reference(bundle, fp32)
+            checks = _numerics_checks(FP16_ARTIFACT, staging / FP16_ARTIFACT, ref_fn, ref_desc,
+                                      {k: (v, descs[k]) for k, v in sets.items()}, "fp16")
+        _fail_if_any(checks)
+        _publish(bundle, staging, [FP16_ARTIFACT])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    io = _io(bundle)
+    if not keep_io_types:
+        for spec_list in (io["inputs"], io["outputs"]):
+            for t in spec_list or []:
+                t["dtype"] = "float16"
+    bundle.add_artifact(FP16_ARTIFACT, stage="quantize", format="onnx", precision="fp16", backend="onnxruntime",
+                        policy="fp32-ops-by-rule", source="model.onnx", fp16=info, **io)
+    for c in checks:
+        bundle.record_check(c)
+    bundle.save()
+    return bundle
+
+
+def _fail_if_any(checks: list[dict[str, Any]]) -> None:
+    failed = [c for c in checks if not c["passed"]]
+    if failed:
+        why = "; ".join(f"{c['artifact']} {c['name']}: {c['reason']}" for c in failed[:4])
+        raise CheckFailed(f"validation failed, nothing was added to the bundle: {why}")
+
+
+# ------------------------------------------------------------------------------- INT8
+def quantize_int8(
+    bundle: Bundle,
+    calibration: Any,
+    *,
+    policy: str = DEFAULT_POLICY,
+    method: str = DEFAULT_METHOD,
+    percentile: float = DEFAULT_PERCENTILE,
+    max_drop: float | None = None,
+    evaluation: Any = None,
+    reduce_range: bool = False,
+    trt_version: str = "8601",
+) -> Bundle:
+    """Add the two INT8 flavours and the TensorRT cache to ``bundle`` from one calibration run.
+
+    ``calibration``/``evaluation`` are :class:`~edge_se.calibration.dataset.CalibrationSet`\\ s
+    (``evaluation``, optional and labelled, is where ``auto`` measures its budget and where task
+    accuracy is reported; else the calibration set is used).
+    """
+    from edge_se.calibration.dataset import check_matches
+    from edge_se.quantize import policies
+    from edge_se.quantize.cpu_int8 import quantize_cpu
+    from edge_se.quantize.qdq_trt import quantize_trt
+    from edge_se.quantize.ranges import collect_statistics, save_ranges
+    from edge_se.quantize.trt_cache import CalibrationCache, write_cache
+
+    if method not in METHODS:
+        raise InputError(f"unknown calibration method {method!r}; expected one of {', '.join(METHODS)}")
+    policies.check_policy(policy)
+    if max_drop is not None and policy != "auto":
+        raise InputError(f"--max-drop applies to --policy auto only, not {policy!r}; drop it or use --policy auto")
+    max_drop = policies.DEFAULT_MAX_DROP if max_drop is None else float(max_drop)
+    fp32 = _fp32_onnx(bundle)
+    shape = bundle.manifest["model"]["input_shape"]
+    pre = bundle.manifest["preprocessing"]
+    check_matches(calibration, shape, pre)
+    if evaluation is not None:
+        check_matches(evaluation, shape, pre)
+    timings: dict[str, float] = {}
+    staging = Path(tempfile.mkdtemp(prefix=".quantize-", dir=bundle.root))
+    try:
+        prepared = _prepare(fp32, staging / "prepared.onnx")
+        t0 = time.perf_counter()
+        with progress.stage(f"Calibrating on {calibration.count} samples ({method})"):
+            stats = collect_statistics(prepared, calibration.batches(CALIB_BATCH))
+            ranges = stats.ranges(method, percentile)
+        timings["calibrate"] = round(time.perf_counter() - t0, 3)
+
+        eval_x, eval_y, eval_desc = _eval_data(calibration, evaluation)
+
+        def cpu_builder(src: Path, out: Path, keep: list[str]) -> None:
+            quantize_cpu(src, out, ranges, keep, reduce_range=reduce_range)
+
+        t0 = time.perf_counter()
+        with progress.stage(f"Applying precision policy '{policy}'"):
+            decision = policies.decide(policy, prepared, builder=cpu_builder, x=eval_x, labels=eval_y, max_drop=max_drop)
+        timings["policy"] = round(time.perf_counter() - t0, 3)
+        if policy == "auto" and not decision.details.get("budget_met", True):
+            progress.info(f"[yellow]note[/yellow]: policy auto could not meet --max-drop {max_drop} even with "
+                          "every candidate block in float; the result is recorded as is")
+        kept = decision.kept_nodes
+        t0 = time.perf_counter()
+        with progress.stage("Writing the TensorRT QDQ and CPU INT8 models"):
+            trt_info = quantize_trt(prepared, staging / TRT_ARTIFACT, ranges, kept)
+            cpu_info = quantize_cpu(prepared, staging / CPU_ARTIFACT, ranges, kept, reduce_range=reduce_range)
+            cache = CalibrationCache.from_ranges(ranges, version=trt_version)
+            write_cache(staging / CACHE_ARTIFACT, cache)
+            save_ranges(ranges, staging / RANGES_FILE)
+        timings["quantize"] = round(time.perf_counter() - t0, 3)
+
+        with progress.stage("Validating INT8 against the reference"):
+            ref_fn, ref_desc = _reference(bundle, fp32)
+            n = min(N_NUMERICS, len(eval_x))
+            sets = {"eval": (eval_x[:n], f"first {n} of {eval_desc}")}
+            checks = []
+            for name in (CPU_ARTIFACT, TRT_ARTIFACT):
+                checks += _numerics_checks(name, staging / name, ref_fn, ref_desc, sets, "int8")
+                checks.append(_accuracy_check(name, staging / name, fp32, eval_x, eval_y, eval_desc))
+        _fail_if_any(checks)
+        _publish(bundle, staging, [TRT_ARTIFACT, CPU_ARTIFACT, CACHE_ARTIFACT, RANGES_FILE])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    calib_record = {
+        "method": method,
+        "params": ranges.params,
+        "set_sha256": calibration.sha256,
+        "count": calibration.count,
+        "set": str(calibration.root),
+        "tensors": len(ranges.ranges),
+    }
+    common = dict(stage="quantize", format="onnx", precision="int8", policy=policy, calibration=calib_record,
+                  kept_in_float=decision.to_dict(), source="model.onnx", **_io(bundle))
+    bundle.add_artifact(TRT_ARTIFACT, backend="tensorrt", qdq=trt_info,
+                        int8={"activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel"},
+                        **common)
+    bundle.add_artifact(CPU_ARTIFACT, backend="onnxruntime", int8=cpu_info, **common)
+    bundle.add_artifact(CACHE_ARTIFACT, stage="quantize", format="tensorrt-calibration-cache", precision="int8",
+                        backend="tensorrt", extra_files=[RANGES_FILE], policy=None, header=cache.header,
+                        tensors=len(cache.scales), for_onnx="model.onnx", calibration=calib_record)
+    bundle.manifest.setdefault("timings", {}).update({f"quantize_{k}": v for k, v in timings.items()})
+    for c in checks:
+        bundle.record_check(c)
+    bundle.save()
+    return bundle
+
+
+def _eval_data(calibration: Any, evaluation: Any) -> tuple[np.ndarray, np.ndarray | None, str]:
+    src = evaluation if evaluation is not None else calibration
+    x = src.array()
+    if len(x) == 0:
+        raise CalibrationError(f"set {src.root} holds no samples")
+    which = "evaluation set" if evaluation is not None else "calibration set (in-sample)"
+    return x, src.labels, f"{len(x)} samples of the {which} {src.root}"
+
+
+__all__ = ["DEFAULT_METHOD", "DEFAULT_POLICY", "PRECISIONS", "quantize_fp16", "quantize_int8"]
