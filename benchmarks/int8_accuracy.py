@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-drop", type=float, default=policies.DEFAULT_MAX_DROP)
     ap.add_argument("--calib", default=str(ROOT / "calibration" / "digits.toml"))
     ap.add_argument("--every", type=int, default=1, help="use every N-th digits-hard sample (smoke runs)")
+    ap.add_argument("--checkpoints", help="folder of <attn>_digits.pt checkpoints (default: train once, cached)")
     ap.add_argument("--json", help="also write the rows as JSON here")
     args = ap.parse_args(argv)
     progress.set_quiet(True)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         for attn in args.nets:
             t0 = time.perf_counter()
-            ckpt = cached_digits_checkpoint(attn)
+            ckpt = Path(args.checkpoints) / f"{attn}_digits.pt" if args.checkpoints else cached_digits_checkpoint(attn)
             bundle = export_bundle(f"{attn}_digits", None, tmp / attn, checkpoint=ckpt)
             fp32 = _prepare(bundle.root / "model.onnx", tmp / f"{attn}.prepared.onnx")
             ref = run_onnx(fp32, x)

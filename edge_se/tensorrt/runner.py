@@ -113,6 +113,10 @@ class TensorRTRunner:
         """min, opt, max shapes of input ``name`` in profile 0."""
         return tuple(tuple(s) for s in self._engine.get_tensor_profile_shape(name, 0))
 
+    def dtype(self, name: str) -> np.dtype:
+        """The numpy dtype of engine tensor ``name``."""
+        return np.dtype(self._dtype(name))
+
     def _dtype(self, name: str) -> Any:
         dt = self._engine.get_tensor_dtype(name)
         key = getattr(dt, "name", str(dt).split(".")[-1])
