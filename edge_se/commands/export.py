@@ -52,8 +52,11 @@ def run(args: argparse.Namespace) -> int:
         from edge_se.tensorrt.recipe import load_recipe
 
         recipe = load_recipe(args.recipe)
-        model = model or recipe.model
-        shape = tuple(recipe.input_shape) if recipe.input_shape else None
+        model = model or recipe.model_spec
+        shape = tuple(recipe.input_shape)
+        dynamic = recipe.dynamic_batch and not args.static_batch
+        if args.checkpoint is None and recipe.checkpoint is not None:
+            args.checkpoint = str(recipe.checkpoint)
     if not model:
         raise InputError("no MODEL given; pass a zoo name, torchvision:NAME, timm:NAME or file.py:factory (or --recipe)")
     if args.input_shape:
