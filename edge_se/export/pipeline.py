@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from edge_se import progress
-from edge_se.bundle import Bundle, atomic_path, sha256_file, staged_bundle_dir
+from edge_se.bundle import Bundle, atomic_path, staged_bundle_dir
 from edge_se.errors import CheckFailed, ImagesError, InputError
 from edge_se.export.checks import check_onnx_file, io_specs, probe_model
 from edge_se.export.onnx_export import DEFAULT_OPSET, export_onnx, output_names_for, save_model
@@ -137,7 +137,7 @@ def export_bundle(
                 "checkpoint": None if checkpoint is None else {"path": str(Path(checkpoint).resolve()), "sha256": loaded.checkpoint_sha256},
                 "weights": loaded.weights,
                 "seed": SEED,
-                "user_file": _user_file(model_spec),
+                "user_file": None if loaded.user_file is None else {"path": str(Path(loaded.user_file).resolve()), "sha256": loaded.user_file_sha256},
                 "input_shape": list(shape),
                 "dynamic_batch": dynamic_batch,
                 "resolution": probe["resolution"],
@@ -191,13 +191,6 @@ def validate_fp32(bundle: Bundle, module, images: str | Path | None = None) -> l
     for c in checks:
         bundle.record_check(c)
     return checks
-
-
-def _user_file(spec: str) -> dict | None:
-    if ".py:" not in spec:
-        return None
-    path = Path(spec[: spec.rindex(":")])
-    return {"path": str(path.resolve()), "sha256": sha256_file(path)} if path.is_file() else None
 
 
 __all__ = ["ImagesError", "export_bundle", "tool_versions", "validate_fp32"]
