@@ -78,7 +78,7 @@ def folder_source(spec: CalibSpec) -> Source:
     try:
         paths = list_images(root)
     except ImagesError as e:
-        raise CalibrationError(f"{_where(spec)}: {e}") from None
+        raise CalibrationError(f"{_where(spec)}: {e}; check source.path (relative to the spec file)") from None
     rels = [p.relative_to(root).as_posix() for p in paths]
     class_of = [r.split("/", 1)[0] if "/" in r else ROOT_CLASS for r in rels]
     has_classes = any(c != ROOT_CLASS for c in class_of)

@@ -5,7 +5,8 @@
   rescaling Mul) stays float. Gates are found by graph pattern
   (:func:`edge_se.quantize.patterns.find_attention_gates`), so this works on any model.
 * ``auto``: per-block sensitivity. Each candidate block (every gate as one block, and every
-  other weighted layer - Conv/Gemm/MatMul - as its own block) is quantized **alone** and ranked
+  other weighted layer - Conv/Gemm/MatMul - with the ops that follow it up to the next weighted
+  layer as one block) is quantized **alone** and ranked
   by the logit SQNR it costs; then, starting from ``all``, the most sensitive blocks are kept in
   float one at a time until the budget ``max_drop`` (points) is met: top-1 disagreement with
   FP32 <= ``max_drop`` and, when labels exist, accuracy drop <= ``max_drop``. It is measured on
@@ -78,13 +79,35 @@ def gate_blocks(model: onnx.ModelProto) -> list[Block]:
 
 
 def candidate_blocks(model: onnx.ModelProto) -> list[Block]:
-    """``auto``'s candidates: every gate, then every weighted layer outside the gates."""
+    """``auto``'s candidates: every gate, then one block per weighted layer (Conv/Gemm/MatMul)
+    holding the layer and the ops after it up to the next weighted layer (its activation, SiLU's
+    Sigmoid+Mul, residual Add, pooling), so the blocks together cover every quantizable node."""
     blocks = gate_blocks(model)
     in_gates = {n for b in blocks for n in b.nodes}
-    for n in model.graph.node:
-        if n.op_type in WEIGHTED_OPS and n.name and n.name not in in_gates:
-            blocks.append(Block(name=n.name, kind="layer", nodes=[n.name]))
-    return blocks
+    producer = {o: n for n in model.graph.node for o in n.output}
+    owner: dict[str, str] = {}
+    layers: dict[str, Block] = {}
+    head = Block(name="input", kind="layer", nodes=[])
+    for n in model.graph.node:  # graph order is topological
+        if not n.name or n.name in in_gates or n.op_type == "Constant":
+            continue
+        if n.op_type in WEIGHTED_OPS:
+            owner[n.name] = n.name
+            layers[n.name] = Block(name=n.name, kind="layer", nodes=[n.name])
+            continue
+        group = None
+        for t in n.input:
+            p = producer.get(t)
+            if p is not None and p.name in owner:
+                group = owner[p.name]
+                break
+        if group is None:
+            head.nodes.append(n.name)
+            owner[n.name] = ""
+        else:
+            owner[n.name] = group
+            layers[group].nodes.append(n.name)
+    return blocks + ([head] if head.nodes else []) + list(layers.values())
 
 
 def check_policy(policy: str) -> str:

@@ -12,9 +12,9 @@ from edge_se.report.tables import Table, fidelity_table, key_value_table, row_ti
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
 h1{font-size:22px}h2{font-size:18px;margin-top:28px}h3{font-size:15px;margin-top:20px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
-th{background:#f0f3f7}td:first-child,th:first-child{text-align:left}
+table{border-collapse:collapse;font-size:12px;margin:8px 0}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}
+th{background:#f0f3f7;white-space:normal;vertical-align:bottom}td:first-child,th:first-child{text-align:left}
 tr.fail td{background:#fdecea}td.worst{font-weight:bold;color:#b00020}
 .muted{color:#666;font-size:13px}img{max-width:100%;border:1px solid #ddd}
 """

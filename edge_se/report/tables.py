@@ -44,7 +44,7 @@ def summary_table(report: dict[str, Any]) -> Table:
     headers = ["precision", "policy", "backend"]
     if has_acc:
         headers += ["accuracy", "Δ vs PyTorch"]
-    headers += ["top-1 agree", "min cosine", "max abs err", "numerics",
+    headers += ["top-1 agree", "top-5 agree", "min cosine", "max abs err", "max rel err", "numerics",
                 "p50 ms (b1)", "p99 ms (b1)", f"p50 ms (b{big})", f"img/s (b{big})", "worst gate block"]
     rows = []
     for r in report.get("rows", []):
@@ -59,8 +59,10 @@ def summary_table(report: dict[str, Any]) -> Table:
         fid = r.get("fidelity") or {}
         cells += [
             fmt(out.get("top1_agreement_all"), pct=True),
+            fmt(out.get("top5_agreement"), pct=True),
             fmt(out.get("cosine_min"), 5),
             fmt(out.get("max_abs"), 4),
+            fmt(out.get("max_rel"), 3),
             fmt((r.get("numerics") or {}).get("passed")),
             fmt(_lat(r, 1, "p50_ms"), 3),
             fmt(_lat(r, 1, "p99_ms"), 3),
@@ -98,16 +100,19 @@ def row_title(row: dict[str, Any]) -> str:
     return f"{row['precision']} / {row['policy']} / {row['backend']}"
 
 
+COMBINED_COLUMNS = ("precision", "policy", "backend", "accuracy", "Δ vs PyTorch", "top-1 agree", "min cosine",
+                    "numerics", "p50 ms (b1)", "img/s (b{big})", "worst gate block")
+
+
 def combined_table(reports: Sequence[dict[str, Any]]) -> Table:
-    """Several models' summaries in one table (benchmarks/zoo_matrix.py)."""
-    headers: list[str] = []
+    """Several models' summaries in one compact table (benchmarks/zoo_matrix.py)."""
+    big = max(max(rep.get("batch_sizes") or [1]) for rep in reports) if reports else 1
+    wanted = [c.format(big=big) for c in COMBINED_COLUMNS]
     rows: list[list[str]] = []
     for rep in reports:
         h, rs = summary_table(rep)
-        if "accuracy" not in h:  # align: models without labels get empty accuracy cells
-            h = h[:3] + ["accuracy", "Δ vs PyTorch"] + h[3:]
-            rs = [r[:3] + ["-", "-"] + r[3:] for r in rs]
-        headers = ["model"] + h
         model = (rep.get("model") or {}).get("spec") or rep.get("bundle", "?")
-        rows += [[model] + r for r in rs]
-    return headers, rows
+        for r in rs:
+            cells = dict(zip(h, r))
+            rows.append([model] + [cells.get(c, "-") for c in wanted])
+    return ["model"] + wanted, rows

@@ -28,8 +28,12 @@ PRECISIONS = ("fp32", "fp16", "int8")
 POLICIES = ("all", "keep-gates", "auto")
 BACKENDS = ("ort", "trt", "torchscript")
 RUNTIME_BACKEND = {"ort": "onnxruntime", "trt": "tensorrt", "torchscript": "torchscript"}
-#: calibration for INT8 variants the matrix creates (the bundle's own INT8 files keep theirs)
-CALIBRATION_METHOD = "percentile"
+#: calibration for INT8 variants the matrix creates (the bundle's own INT8 files keep theirs):
+#: the quantize stage's default method
+try:
+    from edge_se.quantize.stage import DEFAULT_METHOD as CALIBRATION_METHOD
+except ImportError:  # pragma: no cover - the stage is part of the package
+    CALIBRATION_METHOD = "minmax"
 CALIBRATION_SAMPLES = 256
 FIDELITY_SAMPLES = 64
 DEFAULT_DIGITS_LIMIT = 2000
@@ -67,11 +71,12 @@ class Variant:
 def labeled_images(folder: str | Path, labels_file: str | Path | None, spec, limit: int | None) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Images of ``folder`` with labels from class sub-folders or a labels file.
 
+    * ``labels_file`` with ``relative/path<TAB or comma><class index>`` lines: those images, those
+      labels (a header line is skipped);
     * class sub-folders (``folder/<class>/*.jpg``): the class index is the sub-folder's line in
-      ``labels_file`` (one class name per line) when given, else its rank in sorted order;
-    * ``labels_file`` with ``relative/path<TAB or comma>label`` lines: label an int index or a
-      class name... only ints are accepted without a class list;
-    * no labels: ``y`` is ``None`` (numerics, latency and fidelity only).
+      ``labels_file`` (one class name per line) when given, else its rank in sorted order (the
+      torchvision ``ImageFolder`` convention; the description says so);
+    * neither: ``y`` is ``None`` (numerics, latency and fidelity only).
     """
     from edge_se.preprocess import list_images, preprocess_batch
 
@@ -92,10 +97,10 @@ def labeled_images(folder: str | Path, labels_file: str | Path | None, spec, lim
             x = preprocess_batch(paths[:limit] if limit else paths, spec)
             return x, None, f"{len(x)} unlabeled images from {folder}"
         index = _class_index(classes, labels_file)
-        kept = [p for p in paths if p.parent != folder]
-        paths = kept
+        paths = [p for p in paths if p.parent != folder]
         y = [index[p.relative_to(folder).parts[0]] for p in paths]
-        how = "class sub-folders" + (f" mapped through {labels_file}" if labels_file else " (sorted order)")
+        shown = ", ".join(f"{c}={index[c]}" for c in classes[:5]) + (", ..." if len(classes) > 5 else "")
+        how = f"class sub-folders {shown}" + (f", indices from {labels_file}" if labels_file else ", sorted order")
     if limit:
         paths, y = paths[:limit], y[:limit]
     x = preprocess_batch(paths, spec)
@@ -165,7 +170,8 @@ def evaluation_data(bundle, spec, *, images=None, labels=None, digits=False, lim
     if labels is not None and images is None:
         raise InputError("--labels needs --images DIR (the images the labels describe)")
     if images is not None:
-        x, y, desc = labeled_images(images, labels, spec, limit or DEFAULT_IMAGES_LIMIT)
+        class_names = bundle.root / bundle.manifest["labels"] if labels is None and bundle.manifest.get("labels") else None
+        x, y, desc = labeled_images(images, labels or class_names, spec, limit or DEFAULT_IMAGES_LIMIT)
         calib = sample_images(min(32, CALIBRATION_SAMPLES), spec, seed=seed + 1)
         return EvalData(x, y, desc, calib, None, "32 crops of scikit-learn's sample images")
     x = sample_images(limit or 32, spec, seed=seed)
@@ -190,13 +196,25 @@ def _bundle_artifact(bundle, precision: str, policy: str | None) -> tuple[str, P
     return None
 
 
-def _int8_builder(fp32: Path, ranges):
+def _int8_builder(ranges):
     from edge_se.quantize.cpu_int8 import quantize_cpu
 
     def build(src: Path, out: Path, keep: list[str]) -> None:
         quantize_cpu(src, out, ranges, nodes_to_exclude=keep)
 
     return build
+
+
+def _named_copy(src: Path, out: Path) -> Path:
+    """A copy of ``src`` whose every node has a name (quantizers exclude nodes by name)."""
+    import onnx
+
+    model = onnx.load(str(src))
+    for i, n in enumerate(model.graph.node):
+        if not n.name:
+            n.name = f"{n.op_type}#{i}"
+    onnx.save_model(model, str(out))
+    return out
 
 
 def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -> tuple[list[Variant], list[str]]:
@@ -224,6 +242,7 @@ def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -
             notes.append("model.fp16.onnx was not in the bundle: created for this report (ONNX Runtime's converter)")
     if "int8" in precisions:
         ranges = None
+        named = None
         for policy in policies:
             found = _bundle_artifact(bundle, "int8", policy)
             if found:
@@ -232,27 +251,39 @@ def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -
             if ranges is None:
                 from edge_se.quantize.ranges import collect_statistics
 
+                named = _named_copy(fp32[1], art_dir / "model.named.onnx")
                 batches = [data.calib_x[i : i + 32] for i in range(0, len(data.calib_x), 32)]
-                ranges = collect_statistics(fp32[1], batches).ranges(CALIBRATION_METHOD)
+                ranges = collect_statistics(named, batches).ranges(CALIBRATION_METHOD)
                 notes.append(f"INT8 variants not in the bundle were created here, calibrated ({CALIBRATION_METHOD}) "
                              f"on {data.calib_description}")
             from edge_se.quantize.policies import decide
 
-            build = _int8_builder(fp32[1], ranges)
-            decision = decide(policy, fp32[1], builder=build, x=data.calib_x, labels=data.calib_y)
+            build = _int8_builder(ranges)
+            decision = decide(policy, named, builder=build, x=data.calib_x, labels=data.calib_y)
             out = art_dir / f"model.int8.cpu.{policy}.onnx"
-            build(fp32[1], out, decision.kept_nodes)
+            build(named, out, decision.kept_nodes)
             kept = [b.name for b in decision.kept_blocks]
             variants.append(Variant("int8", policy, out, True, out.name, {"kept_in_float": kept}))
+        trt = bundle.artifacts.get("model.int8.trt.onnx")
+        if trt is not None and trt.get("format") == "onnx":
+            # the TensorRT-ready QDQ file also runs on ONNX Runtime: its accuracy, measured here,
+            # is what the TensorRT engine built from it should reach
+            variants.append(Variant("int8", f"{trt.get('policy') or 'all'} [trt-qdq]",
+                                    bundle.verify("model.int8.trt.onnx"), False, "model.int8.trt.onnx"))
     return variants, notes
 
 
 # -- measurements ------------------------------------------------------------------------
 
 
-def _runtime(path: Path, backend: str, spec, threads: int | None):
+def _runtime(path: Path, backend: str, spec, threads: int | None, bundle_root: Path | None = None,
+             artifact: str | None = None):
+    """The embedded runtime on a bundle artifact (its manifest record gives the I/O specs), or
+    on a file this report created."""
     from edge_se.runtime import core
 
+    if bundle_root is not None and artifact is not None:
+        return core.Runtime.load(bundle_root, RUNTIME_BACKEND[backend], artifact=artifact, threads=threads)
     return core.Runtime.load(path, RUNTIME_BACKEND[backend], preprocessing=spec, verify=False, threads=threads)
 
 
@@ -272,6 +303,15 @@ def measure_latency(rt, x: np.ndarray, batch: int, seconds: float) -> dict[str, 
     return measure(rt, feeds, seconds)
 
 
+def top5_agreement(ref: np.ndarray, got: np.ndarray) -> float | None:
+    """Fraction of samples whose reference top-1 class is in the artifact's top 5 (2-D outputs
+    with more than 5 classes; else ``None``). Reported, not enforced."""
+    if ref.ndim != 2 or ref.shape[1] <= 5 or ref.shape != got.shape:
+        return None
+    top5 = np.argsort(-got, axis=1)[:, :5]
+    return float(np.mean((top5 == ref.argmax(1)[:, None]).any(1)))
+
+
 def _accuracy(logits: np.ndarray, y: np.ndarray | None) -> float | None:
     return None if y is None else float(np.mean(logits.argmax(1) == y))
 
@@ -285,7 +325,7 @@ def _torch_outputs(module, x: np.ndarray) -> list[np.ndarray]:
 def evaluate_variant(
     v: Variant, backend: str, *, spec, data: EvalData, ref: list[np.ndarray], out_names, torch_gates, fp32_path: Path,
     batch_sizes: Sequence[int], latency_seconds: float, workdir: Path, threads: int | None, torchscript_path: Path | None,
-    ref_accuracy: float | None, engine_path: Path | None = None,
+    ref_accuracy: float | None, engine_path: Path | None = None, bundle_root: Path | None = None,
 ) -> dict[str, Any]:
     """All numbers for one (artifact, backend)."""
     from edge_se.validate.fidelity import attention_fidelity
@@ -295,11 +335,14 @@ def evaluate_variant(
                            "path": str(v.path), "created_for_report": v.created, **v.info}
     path = {"torchscript": torchscript_path, "trt": engine_path}.get(backend) or v.path
     row["path"] = str(path)
-    rt = _runtime(path, backend, spec, threads)
+    artifact = None if v.created else (path.name if backend != "ort" else v.artifact)
+    rt = _runtime(path, backend, spec, threads, bundle_root, artifact)
     row["runtime"] = {k: val for k, val in rt.describe().items()
                       if k in ("backend", "version", "providers", "intra_op_threads", "notes")}
     got = _predict(rt, data.x)
     row["numerics"] = compare_outputs(ref, got, v.precision, names=out_names)
+    for out, r, g in zip(row["numerics"].get("outputs", []), ref, got):
+        out["top5_agreement"] = top5_agreement(r, g)
     row["accuracy"] = _accuracy(got[0], data.y)
     row["accuracy_drop"] = None if row["accuracy"] is None or ref_accuracy is None else row["accuracy"] - ref_accuracy
     row["latency"] = {str(b): measure_latency(rt, data.x, b, latency_seconds) for b in batch_sizes}
@@ -380,8 +423,8 @@ def run_matrix(
     spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
     t0 = time.perf_counter()
     with progress.stage("Loading the PyTorch reference and the data"):
-        module = reference_module(bundle)
         data = evaluation_data(bundle, spec, images=images, labels=labels, digits=digits, limit=limit, seed=seed)
+        module = reference_module(bundle)
         ref = _torch_outputs(module, data.x)
     ref_accuracy = _accuracy(ref[0], data.y)
     with progress.stage("Preparing the artifacts"):
@@ -410,6 +453,7 @@ def run_matrix(
             v, backend, spec=spec, data=data, ref=ref, out_names=out_names, torch_gates=torch_gates,
             fp32_path=fp32_path, batch_sizes=[int(b) for b in batch_sizes], latency_seconds=latency_seconds,
             workdir=out_dir, threads=threads, torchscript_path=ts_path, ref_accuracy=ref_accuracy, engine_path=engine,
+            bundle_root=bundle.root,
         ))
     measured = [r for r in rows if not r.get("skipped")]
     passed = bool(measured) and all((r.get("numerics") or {}).get("passed") for r in measured)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +80,7 @@ def test_manifest_hashes_source_files_spec_and_shards(tmp_path, image_folder):
     spec_path = folder_spec(tmp_path, 6)
     calib = load_calibration_set(build_calibration_set(load_spec(spec_path), tmp_path / "out"))
     m = calib.manifest
-    assert m["spec"]["sha256"] == __import__("hashlib").sha256(spec_path.read_bytes()).hexdigest()
+    assert m["spec"]["sha256"] == hashlib.sha256(spec_path.read_bytes()).hexdigest()
     for rec in m["samples"]:
         assert rec["sha256"] == sha256_file(image_folder / rec["path"])
     for shard in m["shards"]:

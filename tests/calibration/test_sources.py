@@ -122,8 +122,13 @@ def test_calibration_from_builds_a_spec_once_into_the_cache(tmp_path):
 
 
 def test_calibration_from_without_cache_builds_into_a_temporary_folder(tmp_path):
+    import shutil
+
     calib = calibration_from(digits_spec(tmp_path, 10))
-    assert calib.count == 10 and calib.root.is_dir()
+    try:
+        assert calib.count == 10 and calib.root.is_dir() and calib.root.parent.name.startswith("edge-se-calib-")
+    finally:
+        shutil.rmtree(calib.root.parent)
 
 
 def test_calibration_from_refuses_a_folder_that_is_not_a_set(tmp_path):

@@ -33,7 +33,7 @@ def spec_with(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize("name", ["digits.toml", "sample-images.toml", "imagenet-folder.toml"])
 def test_shipped_example_specs_parse(name):
     spec = load_spec(REPO / "calibration" / name)
-    assert spec.count > 0 and spec.spec_text
+    assert spec.count > 0 and spec.spec_text and spec.description
 
 
 def test_folder_path_is_relative_to_the_spec_file(tmp_path):

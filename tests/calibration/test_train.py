@@ -48,11 +48,13 @@ def test_training_is_reproducible_for_a_seed(tmp_path):
     assert a["custom_model"] is True and c["config"]["seed"] == 4
 
 
-def test_unknown_attention_type_and_bad_epochs_are_refused(tmp_path):
+def test_unknown_attention_type_bad_epochs_and_bad_threads_are_refused(tmp_path):
     with pytest.raises(InputError, match="attention type must be one of"):
         train_digits("transformer", tmp_path / "x.pt", epochs=1)
     with pytest.raises(InputError, match="epochs"):
         train_digits("se", tmp_path / "x.pt", epochs=0)
+    with pytest.raises(InputError, match="threads"):
+        train_digits("se", tmp_path / "x.pt", epochs=1, threads=0)
     assert not list(tmp_path.iterdir())
 
 

@@ -10,6 +10,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from edge_se.quantize.patterns import find_attention_gates
+from edge_se.report.tables import fidelity_table
 from edge_se.validate.fidelity import GATE_PREFIX, attention_fidelity, make_debug_copy, run_debug_model
 
 
@@ -35,6 +36,8 @@ def test_injected_gate_error_is_named_the_worst_block(zoo_model_onnx, digit_inpu
     target = _inject_gate_error(fp32, broken, index)
     result = attention_fidelity(broken, digit_inputs, tmp_path / "work", module=module, reference_onnx=fp32)
     assert result["worst"] == target
+    _, table = fidelity_table({"fidelity": result})
+    assert [r[0] for r in table if "worst" in r[0]] == [f"{target} ◀ worst"]
     by_block = {r["block"]: r for r in result["blocks"]}
     assert by_block[target]["local_mean_abs"] > 10 * max(
         r["local_mean_abs"] for b, r in by_block.items() if b != target

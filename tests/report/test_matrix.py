@@ -45,7 +45,7 @@ def test_labels_without_images_is_refused(matrix_report, tmp_path):
 
 
 def test_digits_on_a_non_digits_bundle_is_refused(export_cached, tmp_path):
-    bundle = export_cached("se_resnet18", (1, 3, 64, 64))
+    bundle = export_cached("se_digits", (1, 1, 40, 40))  # a digits architecture, but not digits' input
     with pytest.raises(InputError, match="digits net"):
         run_matrix(bundle.root, digits=True, out=tmp_path / "r")
 

@@ -1,0 +1,112 @@
+"""INT8 latency on ONNX Runtime CPU: se_resnet50 and resnet50 at 1x3x224x224, FP32 vs each INT8 flavour.
+
+Models are seeded random inits (no weights are downloaded; speed does not depend on the weights),
+calibrated once on 16 crops of scikit-learn's sample photos (min-max). Variants:
+
+* ``fp32``: model.onnx as exported (simplified);
+* ``cpu qdq u8s8``: the CPU-fast flavour (the default artifact, model.int8.cpu.onnx);
+* ``cpu qdq u8s8 reduce_range``: 7-bit weights (for x86 CPUs without VNNI);
+* ``cpu qoperator u8s8``: the same ranges as QOperator (QLinearConv ...) ops;
+* ``trt qdq s8s8 symmetric``: the TensorRT-ready flavour, run on ORT CPU (not meant for it);
+* ``cpu qdq s8s8 (all ops)``: a naive signed, symmetric QDQ of every op;
+* ``cpu qdq u8s8 + pre-process``: ONNX Runtime's ``quant_pre_process`` before quantizing.
+
+Median latency over ``--runs`` single-image runs after warm-up, ``--threads`` intra-op threads.
+
+    python benchmarks/int8_speed.py --threads 1 --runs 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+MODELS = {"se_resnet50": "se_resnet50", "resnet50": "torchvision:resnet50"}
+
+
+def _median_ms(path: Path, x: np.ndarray, threads: int, runs: int) -> float:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    for _ in range(5):
+        sess.run(None, {name: x})
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sess.run(None, {name: x})
+        times.append(time.perf_counter() - t)
+    return 1000.0 * float(np.median(times))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from edge_se import progress
+    from edge_se.export.pipeline import export_bundle
+    from edge_se.preprocess import PreprocessSpec
+    from edge_se.quantize._ort import quantize_with_ranges
+    from edge_se.quantize.cpu_int8 import quantize_cpu
+    from edge_se.quantize.qdq_trt import quantize_trt
+    from edge_se.quantize.ranges import collect_statistics
+    from edge_se.quantize.stage import _prepare
+    from edge_se.validate.inputs import sample_images
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
+    ap.add_argument("--runs", type=int, default=30)
+    args = ap.parse_args(argv)
+    progress.set_quiet(True)
+
+    calib = sample_images(16, PreprocessSpec())
+    x = calib[:1]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="edge-se-speed-") as tmp:
+        tmp = Path(tmp)
+        for key in args.models:
+            bundle = export_bundle(MODELS[key], (1, 3, 224, 224), tmp / key)
+            fp32 = _prepare(bundle.root / "model.onnx", tmp / f"{key}.onnx")
+            ranges = collect_statistics(fp32, [calib[i : i + 4] for i in range(0, 16, 4)]).ranges("minmax")
+            variants = {"fp32": fp32}
+            quantize_cpu(fp32, tmp / f"{key}.u8s8.onnx", ranges)
+            variants["cpu qdq u8s8"] = tmp / f"{key}.u8s8.onnx"
+            quantize_cpu(fp32, tmp / f"{key}.rr.onnx", ranges, reduce_range=True)
+            variants["cpu qdq u8s8 reduce_range"] = tmp / f"{key}.rr.onnx"
+            quantize_cpu(fp32, tmp / f"{key}.qop.onnx", ranges, quant_format="qoperator")
+            variants["cpu qoperator u8s8"] = tmp / f"{key}.qop.onnx"
+            quantize_trt(fp32, tmp / f"{key}.trt.onnx", ranges)
+            variants["trt qdq s8s8 symmetric"] = tmp / f"{key}.trt.onnx"
+            quantize_with_ranges(fp32, tmp / f"{key}.s8s8.onnx", ranges, activation="int8", activation_symmetric=True)
+            variants["cpu qdq s8s8 (all ops)"] = tmp / f"{key}.s8s8.onnx"
+            # ONNX Runtime's quantization pre-processing (symbolic shapes + graph optimization)
+            from onnxruntime.quantization.shape_inference import quant_pre_process
+
+            quant_pre_process(str(fp32), str(tmp / f"{key}.pre.onnx"))
+            pre_ranges = collect_statistics(tmp / f"{key}.pre.onnx", [calib[i : i + 4] for i in range(0, 16, 4)])
+            quantize_cpu(tmp / f"{key}.pre.onnx", tmp / f"{key}.preq.onnx", pre_ranges.ranges("minmax"))
+            variants["cpu qdq u8s8 + pre-process"] = tmp / f"{key}.preq.onnx"
+            base = None
+            for name, path in variants.items():
+                ms = _median_ms(path, x, args.threads, args.runs)
+                base = base or ms
+                rows.append((key, name, ms, base / ms))
+                print(f"{key:12s} {name:28s} {ms:8.1f} ms  x{base / ms:.2f}", flush=True)
+    print(f"\nONNX Runtime CPU, batch 1, {args.threads} threads, median of {args.runs} runs "
+          "(speed-up = FP32 median / variant median)")
+    print(f"{'model':12s} {'variant':28s} {'median':>11s}  speed-up")
+    for key, name, ms, ratio in rows:
+        print(f"{key:12s} {name:28s} {ms:8.1f} ms  x{ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
