@@ -4,7 +4,8 @@ Models are seeded random inits (no weights are downloaded; speed does not depend
 calibrated once on 16 crops of scikit-learn's sample photos (min-max). Variants:
 
 * ``fp32``: model.onnx as exported (simplified);
-* ``cpu qdq u8s8``: the CPU-fast flavour (the default artifact, model.int8.cpu.onnx);
+* ``cpu qdq u8s8``: the CPU-fast flavour (model.int8.cpu.onnx), policy ``all``;
+* ``cpu qdq u8s8 keep-gates``: the same with the attention gates kept in float;
 * ``cpu qdq u8s8 reduce_range``: 7-bit weights (for x86 CPUs without VNNI);
 * ``cpu qoperator u8s8``: the same ranges as QOperator (QLinearConv ...) ops;
 * ``trt qdq s8s8 symmetric``: the TensorRT-ready flavour, run on ORT CPU (not meant for it);
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from edge_se.preprocess import PreprocessSpec
     from edge_se.quantize._ort import quantize_with_ranges
     from edge_se.quantize.cpu_int8 import quantize_cpu
+    from edge_se.quantize.policies import decide
     from edge_se.quantize.qdq_trt import quantize_trt
     from edge_se.quantize.ranges import collect_statistics
     from edge_se.quantize.stage import _prepare
@@ -79,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
             variants = {"fp32": fp32}
             quantize_cpu(fp32, tmp / f"{key}.u8s8.onnx", ranges)
             variants["cpu qdq u8s8"] = tmp / f"{key}.u8s8.onnx"
+            gates = decide("keep-gates", fp32).kept_nodes
+            if gates:
+                quantize_cpu(fp32, tmp / f"{key}.kg.onnx", ranges, gates)
+                variants["cpu qdq u8s8 keep-gates"] = tmp / f"{key}.kg.onnx"
             quantize_cpu(fp32, tmp / f"{key}.rr.onnx", ranges, reduce_range=True)
             variants["cpu qdq u8s8 reduce_range"] = tmp / f"{key}.rr.onnx"
             quantize_cpu(fp32, tmp / f"{key}.qop.onnx", ranges, quant_format="qoperator")

@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="digits-hard samples per net (default 2000)")
     ap.add_argument("--latency-seconds", type=float, default=3.0, help="timing per artifact and batch size")
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
-    ap.add_argument("--policies", nargs="+", default=["all", "keep-gates", "auto"])
+    ap.add_argument("--policies", nargs="+", default=["all", "keep-gates", "auto"], help="INT8 policies, digits nets")
+    ap.add_argument("--resnet-policies", nargs="+", default=["all", "keep-gates"],
+                    help="INT8 policies for se_resnet50 (auto quantizes and runs the model once per candidate "
+                         "block, slow on a small CPU, so it is opt-in here)")
     args = ap.parse_args(argv)
 
     from edge_se import progress
@@ -69,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         bundle = bundle_for(model, root)
         report = run_matrix(
-            bundle.root, digits=model in DIGITS, out=root / model / "report", policies=args.policies,
+            bundle.root, digits=model in DIGITS, out=root / model / "report",
+            policies=args.policies if model in DIGITS else args.resnet_policies,
             limit=args.limit if model in DIGITS else 8, latency_seconds=args.latency_seconds, threads=args.threads,
             batch_sizes=(1, 8),
         )

@@ -106,9 +106,21 @@ def staged_bundle_dir(out: str | os.PathLike[str], force: bool = False) -> Itera
                 f"output folder {out} already exists and is {what}; pass --force to replace it "
                 "or choose another --out"
             )
+    with staged_dir(out) as stage:
+        yield stage
+
+
+@contextlib.contextmanager
+def staged_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a hidden staging folder beside ``out``; on success it replaces ``out`` by rename.
+
+    On any exception the staging folder is removed and ``out`` is left as it was. Callers check
+    first whether ``out`` may be replaced.
+    """
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700; the published bundle gets the usual mode
+    os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700; the published folder gets the usual mode
     try:
         yield stage
         if out.exists():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edge_se import __version__, progress
-from edge_se.bundle import atomic_write_json, sha256_file, utc_now
+from edge_se.bundle import atomic_write_json, sha256_file, staged_dir, utc_now
 from edge_se.calibration.dataset import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -116,9 +115,7 @@ def build_calibration_set(spec: CalibSpec | str | os.PathLike[str], out_dir: str
         counts = Counter(int(v) for v in labels)
         per_class = {name: counts.get(k, 0) for k, name in enumerate(source.classes or [])}
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    try:
+    with staged_dir(out) as stage:
         shards = []
         for k, start in enumerate(range(0, len(x), SHARD_SIZE)):
             name = f"shard_{k:05d}.npy"
@@ -161,16 +158,6 @@ def build_calibration_set(spec: CalibSpec | str | os.PathLike[str], out_dir: str
             "samples": samples,
         }
         atomic_write_json(stage / MANIFEST_NAME, manifest)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, trash / "old")
-            os.replace(stage, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return out
 
 

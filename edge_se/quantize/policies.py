@@ -19,13 +19,15 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import onnx
 
 from edge_se.errors import InputError
 from edge_se.quantize.metrics import logit_metrics, run_onnx
+
+if TYPE_CHECKING:
+    import onnx
 
 POLICIES = ("all", "keep-gates", "auto")
 DEFAULT_MAX_DROP = 0.1
@@ -95,19 +97,31 @@ def candidate_blocks(model: onnx.ModelProto) -> list[Block]:
             owner[n.name] = n.name
             layers[n.name] = Block(name=n.name, kind="layer", nodes=[n.name])
             continue
-        group = None
-        for t in n.input:
-            p = producer.get(t)
-            if p is not None and p.name in owner:
-                group = owner[p.name]
-                break
-        if group is None:
+        group = _upstream_group(n, producer, owner, in_gates)
+        if not group:  # no weighted layer upstream (yet): the input block
             head.nodes.append(n.name)
             owner[n.name] = ""
         else:
             owner[n.name] = group
             layers[group].nodes.append(n.name)
     return blocks + ([head] if head.nodes else []) + list(layers.values())
+
+
+def _upstream_group(node, producer, owner: dict[str, str], in_gates: set[str]) -> str | None:
+    """The block of the nearest owned producer, looking through gate nodes (x * gate -> x's block)."""
+    stack, seen = [node], set()
+    while stack:
+        cur = stack.pop(0)
+        for t in cur.input:
+            p = producer.get(t)
+            if p is None or p.name in seen:
+                continue
+            seen.add(p.name)
+            if p.name in owner and owner[p.name]:
+                return owner[p.name]
+            if p.name in in_gates:
+                stack.append(p)
+    return None
 
 
 def check_policy(policy: str) -> str:
@@ -130,6 +144,8 @@ def decide(
     max_drop: float = DEFAULT_MAX_DROP,
 ) -> PolicyDecision:
     """Apply ``policy`` to the FP32 model; ``auto`` needs ``builder`` and calibration inputs ``x``."""
+    import onnx
+
     check_policy(policy)
     model = onnx.load(str(model_path), load_external_data=False)
     gates = gate_blocks(model)

@@ -231,6 +231,9 @@ def quantize_int8(
         timings["calibrate"] = round(time.perf_counter() - t0, 3)
 
         eval_x, eval_y, eval_desc = _eval_data(calibration, evaluation)
+        if policy == "auto" and evaluation is None:
+            progress.info("[yellow]note[/yellow]: policy auto measures its budget on the calibration set itself "
+                          "(in-sample, usually easy); pass --eval with a held-out labelled set")
 
         def cpu_builder(src: Path, out: Path, keep: list[str]) -> None:
             quantize_cpu(src, out, ranges, keep, reduce_range=reduce_range)

@@ -86,7 +86,7 @@ def effective_gate_tensor(model: onnx.ModelProto, block: GateBlock, consumers=No
     return t
 
 
-def _as_float(model: onnx.ModelProto, tensor: str, out_name: str, quant: tuple[str, str] | None) -> onnx.NodeProto:
+def _as_float(tensor: str, out_name: str, quant: tuple[str, str] | None) -> onnx.NodeProto:
     """A node turning ``tensor`` into float32 ``out_name``: DequantizeLinear for QOperator tensors, else Cast."""
     if quant is not None:
         return helper.make_node("DequantizeLinear", [tensor, quant[0], quant[1]], [out_name], name=f"{out_name}/dq")
@@ -121,7 +121,7 @@ def make_debug_copy(model_path: str | Path, out_path: str | Path, blocks: Sequen
             (INPUT_PREFIX, b.scaled_input, _input_quant(model, b), dbg.input_outputs),
         ):
             name = prefix + b.name
-            model.graph.node.append(_as_float(model, tensor, name, q))
+            model.graph.node.append(_as_float(tensor, name, q))
             model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
             table[b.name] = name
     out_path.parent.mkdir(parents=True, exist_ok=True)

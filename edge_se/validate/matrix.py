@@ -417,6 +417,9 @@ def run_matrix(
         raise InputError(f"--batch-sizes must be positive integers, got {list(batch_sizes)}")
     if latency_seconds <= 0:
         raise InputError(f"--latency-seconds must be above 0, got {latency_seconds}")
+    for flag, value in (("--limit", limit), ("--threads", threads)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} must be a positive integer, got {value}")
     bundle = Bundle.open(bundle_dir)
     out_dir = Path(out) if out is not None else bundle.root / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -490,7 +493,9 @@ def _check_choices(values: Sequence[str], allowed: Sequence[str], flag: str) -> 
 
 # -- command line (wired into ``edge-se validate`` by the lead) --------------------------
 
-MATRIX_FLAGS = ("out", "digits", "labels", "precisions", "policies", "backends", "batch_sizes")
+MATRIX_FLAGS = ("out", "digits", "labels", "precisions", "policies", "backends", "batch_sizes", "limit",
+                "latency_seconds", "threads")
+DEFAULT_LATENCY_SECONDS = 2.0
 
 
 def _csv(text: str) -> list[str]:
@@ -523,8 +528,8 @@ def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--out", metavar="DIR", help="report folder (default: BUNDLE/report)")
     g.add_argument("--batch-sizes", type=_ints, metavar="LIST", help="latency batch sizes (default: 1,8)")
     g.add_argument("--limit", type=int, metavar="N", help="measure on the first N images (digits default 2000)")
-    g.add_argument("--latency-seconds", type=float, default=2.0, metavar="S",
-                   help="seconds of timing per artifact and batch size (default 2)")
+    g.add_argument("--latency-seconds", type=float, metavar="S",
+                   help=f"seconds of timing per artifact and batch size (default {DEFAULT_LATENCY_SECONDS:g})")
     g.add_argument("--threads", type=int, metavar="N", help="runtime intra-op threads (default: the runtime's)")
     parser.set_defaults(_matrix_requested=matrix_requested)
 
@@ -545,7 +550,7 @@ def run_matrix_from_args(args: argparse.Namespace) -> bool:
         out=args.out,
         batch_sizes=args.batch_sizes or (1, 8),
         limit=args.limit,
-        latency_seconds=args.latency_seconds,
+        latency_seconds=args.latency_seconds if args.latency_seconds is not None else DEFAULT_LATENCY_SECONDS,
         threads=args.threads,
     )
     print(md_table(summary_table(report)))

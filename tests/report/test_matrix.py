@@ -22,7 +22,8 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 def test_plain_validate_does_not_run_the_matrix():
     assert not matrix_requested(_parse())
-    assert matrix_requested(_parse("--digits")) and matrix_requested(_parse("--precisions", "fp16"))
+    for flags in (["--digits"], ["--precisions", "fp16"], ["--limit", "5"], ["--latency-seconds", "1"], ["--out", "r"]):
+        assert matrix_requested(_parse(*flags)), flags
 
 
 def test_flags_parse_into_lists():
