@@ -54,7 +54,6 @@ def int8_model(bundle: Path, work: Path) -> tuple[Path, str]:
            "16 crops/flips of scikit-learn's sample images")
     if out.is_file():
         return out, how
-    import numpy as np
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
     from sklearn.datasets import load_sample_images
@@ -152,7 +151,6 @@ def main() -> int:
                               args.iters, args.warmup)
             rows.append({"precision": precision, "batch": batch, "runtime_ms": med["runtime"] * 1e3,
                          "raw_ort_ms": med["raw_ort"] * 1e3, "artifact": origin})
-        del rt, raw
 
     import torch
 

@@ -166,7 +166,7 @@ def export_bundle(
         bundle.record_check({**onnx_check, "artifact": "model.onnx"})
 
         with timed("validate", "Validating against PyTorch on ONNX Runtime"):
-            checks = validate_fp32(bundle, module, images=images)
+            validate_fp32(bundle, module, images=images)
         bundle.save()
         failed = [c for c in bundle.manifest["checks"] if not c["passed"]]
         if failed:
@@ -177,8 +177,6 @@ def export_bundle(
 
 def validate_fp32(bundle: Bundle, module, images: str | Path | None = None) -> list[dict[str, Any]]:
     """Numerics of model.onnx (ORT) and model.ts (TorchScript) against eager PyTorch."""
-    import torch
-
     shape = bundle.manifest["model"]["input_shape"]
     spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
     inputs, desc = validation_inputs(spec, shape, images=images, seed=bundle.manifest["model"].get("seed", SEED))

@@ -13,7 +13,6 @@ from edge_se.validate.reference import reference_module
 
 def validate_bundle(bundle: Bundle, images: str | Path | None = None) -> list[dict[str, Any]]:
     """sha256 of every artifact, then numerics of each ONNX / TorchScript artifact vs PyTorch."""
-    import torch
 
     for name in bundle.artifacts:
         bundle.verify(name)

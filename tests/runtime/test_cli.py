@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
 
 from edge_se.preprocess import PreprocessSpec, preprocess_batch
