@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from edge_se.report.tables import Table, fidelity_table, key_value_table, row_title, summary_table
+from edge_se.report.tables import Table, failure_lines, fidelity_table, key_value_table, row_title, summary_table
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -46,6 +46,9 @@ def render_html(report: dict[str, Any], plot_path: str | Path | None = None) -> 
     if ref.get("accuracy") is not None:
         body.append(f"<p>PyTorch FP32 reference accuracy: <b>{100 * ref['accuracy']:.2f}%</b></p>")
     body += ["<h2>Accuracy, numerics and latency</h2>", html_table(summary_table(report), "numerics")]
+    failures = failure_lines(report)
+    if failures:
+        body += ["<p>Failed or not measured:</p>", "<ul>"] + [f"<li>{html.escape(f)}</li>" for f in failures] + ["</ul>"]
     if plot_path is not None and Path(plot_path).is_file():
         data = base64.b64encode(Path(plot_path).read_bytes()).decode("ascii")
         body += ["<h2>Accuracy vs latency</h2>", f'<img alt="accuracy vs latency" src="data:image/png;base64,{data}">']

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_se.report.tables import Table, fidelity_table, key_value_table, row_title, summary_table
+from edge_se.report.tables import Table, failure_lines, fidelity_table, key_value_table, row_title, summary_table
 
 
 def md_table(table: Table) -> str:
@@ -29,6 +29,9 @@ def render_markdown(report: dict[str, Any], plot_name: str | None = "accuracy_vs
     parts += ["", "## Accuracy, numerics and latency", "", md_table(summary_table(report)), ""]
     parts.append("Numerics compare each artifact's outputs with PyTorch under the precision's tolerance "
                  "(edge_se/validate/tolerances.py); latency is measured through the embedded runtime on this machine.")
+    failures = failure_lines(report)
+    if failures:
+        parts += ["", "Failed or not measured:", ""] + [f"- {line}" for line in failures]
     if plot_name:
         parts += ["", f"![accuracy vs latency]({plot_name})", ""]
     parts += ["## Attention fidelity per block", "",

@@ -48,6 +48,7 @@ _LABEL_SLOTS = [((7, 6), "left"), ((7, -13), "left"), ((-7, 6), "right"), ((-7, 
 
 def _place_labels(fig, ax, points: Sequence[dict[str, Any]]) -> None:
     """Annotate each point in the first slot whose text box overlaps no earlier label."""
+    from matplotlib.text import Text
     from matplotlib.transforms import Bbox
 
     renderer = fig.canvas.get_renderer()
@@ -59,8 +60,9 @@ def _place_labels(fig, ax, points: Sequence[dict[str, Any]]) -> None:
         for i, (offset, ha) in enumerate(_LABEL_SLOTS):
             text = ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=offset,
                                fontsize=8, ha=ha, va="center",
-                               arrowprops=None if i < 4 else {"arrowstyle": "-", "color": "0.6", "lw": 0.6})
-            box = text.get_window_extent(renderer).expanded(1.05, 1.15)
+                               arrowprops={"arrowstyle": "-", "color": "0.55", "lw": 0.6, "shrinkA": 0, "shrinkB": 4})
+            text.update_positions(renderer)
+            box = Text.get_window_extent(text, renderer).expanded(1.05, 1.15)  # the text, not its leader line
             if not any(box.overlaps(b) for b in placed) or i == len(_LABEL_SLOTS) - 1:
                 placed.append(box)
                 break

@@ -96,6 +96,19 @@ def key_value_table(items: dict[str, Any]) -> Table:
     return ["item", "value"], [[str(k), fmt(v) if not isinstance(v, (dict, list)) else str(v)] for k, v in items.items()]
 
 
+def failure_lines(report: dict[str, Any]) -> list[str]:
+    """One line per artifact that failed its numerics or could not be measured, with the reason."""
+    lines = []
+    for r in report.get("rows", []):
+        if r.get("skipped"):
+            continue
+        if r.get("error"):
+            lines.append(f"{row_title(r)}: {r['error']}")
+        elif not (r.get("numerics") or {}).get("passed", True):
+            lines.append(f"{row_title(r)}: {r['numerics'].get('reason') or 'failed'}")
+    return lines
+
+
 def row_title(row: dict[str, Any]) -> str:
     return f"{row['precision']} / {row['policy']} / {row['backend']}"
 

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edge_se.errors import InputError, MissingDependencyError
+from edge_se.errors import EdgeSEError, InputError, MissingDependencyError
 
 PRECISIONS = ("fp32", "fp16", "int8")
 POLICIES = ("all", "keep-gates", "auto")
@@ -452,12 +452,16 @@ def run_matrix(
             rows.append({"precision": v.precision, "policy": v.policy, "backend": backend, "artifact": v.artifact,
                          "error": f"skipped: {reason}", "skipped": True})
             continue
-        rows.append(evaluate_variant(
-            v, backend, spec=spec, data=data, ref=ref, out_names=out_names, torch_gates=torch_gates,
-            fp32_path=fp32_path, batch_sizes=[int(b) for b in batch_sizes], latency_seconds=latency_seconds,
-            workdir=out_dir, threads=threads, torchscript_path=ts_path, ref_accuracy=ref_accuracy, engine_path=engine,
-            bundle_root=bundle.root,
-        ))
+        try:
+            rows.append(evaluate_variant(
+                v, backend, spec=spec, data=data, ref=ref, out_names=out_names, torch_gates=torch_gates,
+                fp32_path=fp32_path, batch_sizes=[int(b) for b in batch_sizes], latency_seconds=latency_seconds,
+                workdir=out_dir, threads=threads, torchscript_path=ts_path, ref_accuracy=ref_accuracy,
+                engine_path=engine, bundle_root=bundle.root,
+            ))
+        except EdgeSEError as e:  # one artifact that cannot run must not hide the others' numbers
+            rows.append({"precision": v.precision, "policy": v.policy, "backend": backend, "artifact": v.artifact,
+                         "error": str(e)})
     measured = [r for r in rows if not r.get("skipped")]
     passed = bool(measured) and all((r.get("numerics") or {}).get("passed") for r in measured)
     report = {

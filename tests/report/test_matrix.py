@@ -113,3 +113,23 @@ def test_trained_digits_net_rows_have_accuracy_latency_and_fidelity(tmp_path):
         assert len(r["fidelity"]["blocks"]) == 3
     assert rows[("fp32", "-")]["accuracy"] == pytest.approx(report["reference"]["accuracy"], abs=0.005)
     assert rows[("fp32", "-")]["numerics"]["passed"]
+
+
+def test_validate_command_runs_the_matrix_and_leaves_the_bundle_unchanged(matrix_report, tmp_path):
+    from pathlib import Path
+
+    from edge_se.cli import main
+
+    report, _ = matrix_report
+    manifest = Path(report["bundle"]) / "manifest.json"
+    files_before = sorted(p.name for p in Path(report["bundle"]).iterdir())
+    out = tmp_path / "cli-report"
+    code = main(["validate", report["bundle"], "--precisions", "fp32,int8", "--policies", "keep-gates",
+                 "--limit", "4", "--latency-seconds", "0.1", "--batch-sizes", "1", "--out", str(out)])
+    assert code == 0 and (out / "report.html").is_file()
+    import json
+
+    saved = json.loads((out / "report.json").read_text())
+    assert [(r["precision"], r["policy"]) for r in saved["rows"]] == [("fp32", "-"), ("int8", "keep-gates")]
+    assert sorted(p.name for p in Path(report["bundle"]).iterdir()) == files_before
+    assert "model.int8.cpu.onnx" not in json.loads(manifest.read_text())["artifacts"]
