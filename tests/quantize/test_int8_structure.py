@@ -118,3 +118,21 @@ def test_int8_models_keep_the_fp32_input_and_output_types(se_int8_bundle):
         model = onnx.load(str(se_int8_bundle.verify(name)))
         for v in list(model.graph.input) + list(model.graph.output):
             assert v.type.tensor_type.elem_type == TensorProto.FLOAT, (name, v.name)
+
+
+def test_cpu_flavour_turns_spatial_means_into_global_average_pools(se_int8_bundle, small_calib):
+    import onnxruntime as ort
+
+    from edge_se.quantize.cpu_int8 import spatial_means_to_global_pool
+
+    fp32 = onnx.load(str(se_int8_bundle.verify("model.onnx")))
+    means = [n for n in fp32.graph.node if n.op_type == "ReduceMean"]
+    rewritten = onnx.load(str(se_int8_bundle.verify("model.onnx")))
+    count = spatial_means_to_global_pool(rewritten)
+    assert count == 5  # the five SE pools (keepdim); the head's mean without keepdim stays
+    assert sum(n.op_type == "ReduceMean" for n in rewritten.graph.node) == len(means) - 5
+    x = small_calib.array()
+    a, b = (ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+            for m in (fp32, rewritten))
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert se_int8_bundle.artifact("model.int8.cpu.onnx")["int8"]["reduce_mean_to_global_pool"] == 5
