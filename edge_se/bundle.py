@@ -81,6 +81,21 @@ def atomic_write_json(final: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(final, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def read_json_document(path: Path, fmt: str, error: type[Exception], what: str, fix: str) -> dict[str, Any]:
+    """Read a JSON file that must be an object with ``"format": fmt``.
+
+    Unreadable text, invalid JSON or another format raise ``error`` with one line naming the file,
+    ``what`` it should be, and ``fix``.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{path} is not valid JSON ({e}); {fix}") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise error(f"{path} is not {what} (missing \"format\": \"{fmt}\"); {fix}")
+    return data
+
+
 def utc_now() -> str:
     """Current UTC time, ISO 8601, seconds precision."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -175,12 +190,9 @@ class Bundle:
                 f"{root} has no {MANIFEST_NAME}, so it is not an edge-se bundle; "
                 "create one with 'edge-se export MODEL --out DIR'"
             )
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BundleError(f"{path} is not valid JSON ({e}); re-create the bundle with 'edge-se export'") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-            raise BundleError(f"{path} is not an edge-se manifest (missing \"format\": \"{FORMAT_NAME}\")")
+        manifest = read_json_document(
+            path, FORMAT_NAME, BundleError, "an edge-se manifest", "re-create the bundle with 'edge-se export'"
+        )
         version = manifest.get("format_version")
         if version != FORMAT_VERSION:
             raise BundleError(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from edge_se.bundle import atomic_write_json, atomic_write_text
+from edge_se.bundle import atomic_write_json, atomic_write_text, read_json_document
 from edge_se.errors import InputError
 
 REPORT_FORMAT = "edge-se-validation-report"
@@ -20,13 +19,8 @@ def load_report(folder: str | Path) -> dict[str, Any]:
         path = path / "report.json"
     if not path.is_file():
         raise InputError(f"expected a report folder with report.json, found no {path}; run 'edge-se validate BUNDLE --out DIR' first")
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{path} is not readable JSON ({e}); re-run 'edge-se validate' to write it again") from None
-    if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
-        raise InputError(f"{path} is not an edge-se validation report (format != {REPORT_FORMAT!r})")
-    return report
+    return read_json_document(path, REPORT_FORMAT, InputError, "an edge-se validation report",
+                              "re-run 'edge-se validate BUNDLE --out DIR' to write it again")
 
 
 def render_report(report: dict[str, Any], out_dir: str | Path, *, write_json: bool = True) -> dict[str, Path]:

@@ -73,13 +73,9 @@ def read_sidecar(engine: str | Path) -> dict[str, Any]:
             "built for; rebuild it on this device with 'edge-se build BUNDLE --recipe RECIPE' "
             "(or the bundle's build_<target>.sh)"
         )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise EngineMismatchError(f"{path} is not valid JSON ({e}); rebuild the engine") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise EngineMismatchError(f"{path} is not an edge-se engine sidecar (missing \"format\": \"{FORMAT}\")")
-    return data
+    from edge_se.bundle import read_json_document
+
+    return read_json_document(path, FORMAT, EngineMismatchError, "an edge-se engine sidecar", "rebuild the engine")
 
 
 @dataclass(frozen=True)
