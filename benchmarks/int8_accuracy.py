@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from edge_se.quantize.metrics import logit_metrics, run_onnx
     from edge_se.quantize.qdq_trt import quantize_trt
     from edge_se.quantize.ranges import METHODS, collect_statistics
-    from edge_se.quantize.stage import DEFAULT_METHOD, _prepare
+    from edge_se.quantize.stage import DEFAULT_METHOD, named_copy
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", nargs="+", choices=NETS, default=list(NETS))
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             ckpt = Path(args.checkpoints) / f"{attn}_digits.pt" if args.checkpoints else cached_digits_checkpoint(attn)
             bundle = export_bundle(f"{attn}_digits", None, tmp / attn, checkpoint=ckpt)
-            fp32 = _prepare(bundle.root / "model.onnx", tmp / f"{attn}.prepared.onnx")
+            fp32 = named_copy(bundle.root / "model.onnx", tmp / f"{attn}.prepared.onnx")
             ref = run_onnx(fp32, x)
             ranges = collect_statistics(fp32, calib.batches(32)).ranges(args.method)
 

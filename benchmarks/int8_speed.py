@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from edge_se.quantize.policies import decide
     from edge_se.quantize.qdq_trt import quantize_trt
     from edge_se.quantize.ranges import collect_statistics
-    from edge_se.quantize.stage import _prepare
+    from edge_se.quantize.stage import named_copy
     from edge_se.validate.inputs import sample_images
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         for key in args.models:
             bundle = export_bundle(MODELS[key], (1, 3, 224, 224), tmp / key)
-            fp32 = _prepare(bundle.root / "model.onnx", tmp / f"{key}.onnx")
+            fp32 = named_copy(bundle.root / "model.onnx", tmp / f"{key}.onnx")
             ranges = collect_statistics(fp32, [calib[i : i + 4] for i in range(0, 16, 4)]).ranges("minmax")
             variants = {"fp32": fp32}
             quantize_cpu(fp32, tmp / f"{key}.u8s8.onnx", ranges)

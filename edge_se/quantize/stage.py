@@ -53,7 +53,7 @@ def _fp32_onnx(bundle: Bundle) -> Path:
     return bundle.verify("model.onnx")
 
 
-def _prepare(fp32: Path, out: Path) -> Path:
+def named_copy(fp32: Path, out: Path) -> Path:
     """A self-contained copy of the FP32 model whose every node has a name (quantizers exclude by
     name). Tensor names are unchanged, so ranges and the TensorRT cache refer to model.onnx."""
     import onnx
@@ -223,7 +223,7 @@ def quantize_int8(
     timings: dict[str, float] = {}
     staging = Path(tempfile.mkdtemp(prefix=".quantize-", dir=bundle.root))
     try:
-        prepared = _prepare(fp32, staging / "prepared.onnx")
+        prepared = named_copy(fp32, staging / "prepared.onnx")
         t0 = time.perf_counter()
         with progress.stage(f"Calibrating on {calibration.count} samples ({method})"):
             stats = collect_statistics(prepared, calibration.batches(CALIB_BATCH))

@@ -205,18 +205,6 @@ def _int8_builder(ranges):
     return build
 
 
-def _named_copy(src: Path, out: Path) -> Path:
-    """A copy of ``src`` whose every node has a name (quantizers exclude nodes by name)."""
-    import onnx
-
-    model = onnx.load(str(src))
-    for i, n in enumerate(model.graph.node):
-        if not n.name:
-            n.name = f"{n.op_type}#{i}"
-    onnx.save_model(model, str(out))
-    return out
-
-
 def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -> tuple[list[Variant], list[str]]:
     """The artifacts to measure: the bundle's, plus created FP16/INT8 variants it lacks."""
     notes: list[str] = []
@@ -250,8 +238,9 @@ def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -
                 continue
             if ranges is None:
                 from edge_se.quantize.ranges import collect_statistics
+                from edge_se.quantize.stage import named_copy
 
-                named = _named_copy(fp32[1], art_dir / "model.named.onnx")
+                named = named_copy(fp32[1], art_dir / "model.named.onnx")
                 batches = [data.calib_x[i : i + 32] for i in range(0, len(data.calib_x), 32)]
                 ranges = collect_statistics(named, batches).ranges(CALIBRATION_METHOD)
                 notes.append(f"INT8 variants not in the bundle were created here, calibrated ({CALIBRATION_METHOD}) "

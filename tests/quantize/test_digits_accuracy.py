@@ -14,7 +14,7 @@ from edge_se.quantize.cpu_int8 import quantize_cpu
 from edge_se.quantize.metrics import logit_metrics, run_onnx
 from edge_se.quantize.qdq_trt import quantize_trt
 from edge_se.quantize.ranges import collect_statistics
-from edge_se.quantize.stage import DEFAULT_METHOD, DEFAULT_POLICY, _prepare
+from edge_se.quantize.stage import DEFAULT_METHOD, DEFAULT_POLICY, named_copy
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 def test_default_policy_meets_the_int8_bound_on_digits_hard(attn, trained_bundle, digits_calib, tmp_path):
     from edge_se.data.digits import digits_hard
 
-    fp32 = _prepare(trained_bundle(attn).verify("model.onnx"), tmp_path / "fp32.onnx")
+    fp32 = named_copy(trained_bundle(attn).verify("model.onnx"), tmp_path / "fp32.onnx")
     ranges = collect_statistics(fp32, digits_calib.batches(32)).ranges(DEFAULT_METHOD)
     xs, ys = digits_hard(seed=1)
     d = policies.decide(DEFAULT_POLICY, fp32, builder=lambda s, o, k: quantize_cpu(s, o, ranges, k),
@@ -42,7 +42,7 @@ def test_keep_gates_is_no_worse_than_all_on_digits_hard(attn, trained_bundle, di
     """The gates are the INT8-sensitive part: keeping them float never costs SQNR (TRT flavour)."""
     from edge_se.data.digits import digits_hard
 
-    fp32 = _prepare(trained_bundle(attn).verify("model.onnx"), tmp_path / "fp32.onnx")
+    fp32 = named_copy(trained_bundle(attn).verify("model.onnx"), tmp_path / "fp32.onnx")
     ranges = collect_statistics(fp32, digits_calib.batches(32)).ranges(DEFAULT_METHOD)
     x, y = digits_hard(seed=0)
     x, y = x[::3], y[::3]
