@@ -160,6 +160,12 @@ def decide(
     return _auto(model, Path(model_path), builder, x, labels, max_drop, len(gates))
 
 
+#: ``auto`` stops when the selection data shows at most this fraction of ``--max-drop``: half the
+#: budget is held back for data the selection did not see (on the digits nets, selecting at the
+#: full budget on one digits-hard draw overshot it by up to 0.08 points on another).
+AUTO_SELECTION_MARGIN = 0.5
+
+
 def _budget_drop(m: dict[str, Any], use_labels: bool) -> float:
     """The budgeted loss in points: disagreement with FP32, and accuracy drop when labelled."""
     drop = 100.0 - m["agreement"]
@@ -196,15 +202,17 @@ def _auto(
         steps = []
         m = measure([])
         steps.append({"kept": [], "drop": _budget_drop(m, use_labels), "sqnr_db": m["sqnr_db"]})
+        target = max_drop * AUTO_SELECTION_MARGIN
         for i in order:
-            if _budget_drop(m, use_labels) <= max_drop:
+            if _budget_drop(m, use_labels) <= target:
                 break
             kept.append(blocks[i])
             m = measure([n for b in kept for n in b.nodes])
             steps.append({"kept": [b.name for b in kept], "drop": _budget_drop(m, use_labels), "sqnr_db": m["sqnr_db"]})
-    met = _budget_drop(m, use_labels) <= max_drop
+    met = _budget_drop(m, use_labels) <= target
     details = {
         "max_drop": max_drop,
+        "selection_target": target,
         "budget_metric": "max(top-1 disagreement with FP32, accuracy drop) in points" if use_labels
         else "top-1 disagreement with FP32 (points)",
         "budget_met": met,
