@@ -51,6 +51,9 @@ class EvalData:
     calib_x: np.ndarray
     calib_y: np.ndarray | None = None
     calib_description: str = ""
+    #: data ``auto`` selects on (held out from ``x``); the calibration set when None
+    select_x: np.ndarray | None = None
+    select_y: np.ndarray | None = None
 
 
 @dataclass
@@ -164,9 +167,11 @@ def evaluation_data(bundle, spec, *, images=None, labels=None, digits=False, lim
         n = limit or DEFAULT_DIGITS_LIMIT
         x, y = x[:n], y[:n]
         cx, cy = digits_arrays("train", seed=0)
-        return EvalData(x, y, f"{len(x)} digits-hard test images (held-out digits, strong augmentation, seed {seed})",
+        sx, sy = digits_hard(seed + 1)  # the same held-out digits under other augmentations
+        return EvalData(x, y, f"{len(x)} digits-hard test images (held-out digits, augmented, seed {seed})",
                         cx[:CALIBRATION_SAMPLES], cy[:CALIBRATION_SAMPLES],
-                        f"{min(len(cx), CALIBRATION_SAMPLES)} digits of the training split")
+                        f"{min(len(cx), CALIBRATION_SAMPLES)} digits of the training split",
+                        sx[:n], sy[:n])
     if labels is not None and images is None:
         raise InputError("--labels needs --images DIR (the images the labels describe)")
     if images is not None:
@@ -248,7 +253,8 @@ def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -
             from edge_se.quantize.policies import decide
 
             build = _int8_builder(ranges)
-            decision = decide(policy, named, builder=build, x=data.calib_x, labels=data.calib_y)
+            sel_x, sel_y = (data.calib_x, data.calib_y) if data.select_x is None else (data.select_x, data.select_y)
+            decision = decide(policy, named, builder=build, x=sel_x, labels=sel_y)
             out = art_dir / f"model.int8.cpu.{policy}.onnx"
             build(named, out, decision.kept_nodes)
             kept = [b.name for b in decision.kept_blocks]
