@@ -71,28 +71,14 @@ def _reference(bundle: Bundle, fp32: Path) -> tuple[Callable[[np.ndarray], np.nd
     from edge_se.quantize.metrics import run_onnx
 
     model = bundle.manifest.get("model", {})
-    ckpt = (model.get("checkpoint") or {}).get("path")
     try:
-        import torch
+        from edge_se.validate.check import run_batched, torch_runner
+        from edge_se.validate.reference import reference_module
 
-        from edge_se.models.loading import resolve_model
-
-        if ckpt is not None and not Path(ckpt).is_file():
-            raise FileNotFoundError(ckpt)
-        loaded = resolve_model(model["spec"], checkpoint=ckpt, seed=model.get("seed", 0))
-        module = loaded.module.eval()
-        expected = (model.get("checkpoint") or {}).get("sha256")
-        if expected and loaded.checkpoint_sha256 != expected:
-            raise ValueError("checkpoint changed since export")
+        run = torch_runner(reference_module(bundle))
 
         def torch_fn(x: np.ndarray) -> np.ndarray:
-            outs = []
-            with torch.no_grad():
-                for i in range(0, len(x), 256):
-                    y = module(torch.from_numpy(np.ascontiguousarray(x[i : i + 256], dtype=np.float32)))
-                    y = y[0] if isinstance(y, (tuple, list)) else y
-                    outs.append(y.float().numpy())
-            return np.concatenate(outs)
+            return run_batched(run, x, 256)[0]
 
         return torch_fn, f"PyTorch ({model.get('spec')})"
     except Exception as e:  # noqa: BLE001 - any failure to rebuild falls back, and says why

@@ -35,16 +35,12 @@ def latency_stats(run: Callable[[], Any], iterations: int = 200, warmup: int = 2
 
 def reference_outputs(bundle: Bundle, x: np.ndarray) -> tuple[list[np.ndarray], str]:
     """FP32 reference outputs for ``x`` and which reference produced them."""
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    if torch is not None and "model.ts" in bundle.artifacts:
-        model = torch.jit.load(str(bundle.verify("model.ts")), map_location="cpu").eval()
-        with torch.no_grad():
-            out = model(torch.from_numpy(x))
-        outs = out if isinstance(out, (tuple, list)) else [out]
-        return [o.numpy() for o in outs], "pytorch (model.ts)"
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None and "model.ts" in bundle.artifacts:
+        from edge_se.validate.check import load_torchscript, torch_runner
+
+        return torch_runner(load_torchscript(bundle.verify("model.ts")).eval())(x), "pytorch (model.ts)"
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(bundle.verify("model.onnx")), providers=["CPUExecutionProvider"])
