@@ -1,15 +1,19 @@
 """INT8/FP16 accuracy of every attention type's digits net on digits-hard (ONNX Runtime CPU).
 
 For each ``<attn>_digits`` net (trained once, cached by ``edge_se.data.cache``): export, one
-calibration run on ``calibration/digits.toml`` (256 train digits), then FP32, FP16 and INT8 with
-the policies ``all``, ``keep-gates`` and ``auto`` (both INT8 flavours: ``cpu`` U8S8 and ``trt``
-symmetric QDQ), measured on digits-hard (the held-out digits under 20 seeded augmentations,
-9,000 samples, seed 0): accuracy, accuracy drop vs FP32 (points), top-1 agreement with FP32 (%)
-and logit SQNR (dB). ``auto`` selects with ``--max-drop`` on a *different* draw of digits-hard
-(seed 1: the same held-out digits, other augmentations) and is reported on seed 0.
+calibration run on ``calibration/digits-deploy.toml`` (1,024 training-augmented train digits),
+weights rounded by GPTQ from the same set (``--weight-rounding nearest`` for plain rounding), then
+FP32, FP16 and INT8 with the policies ``all``, ``keep-gates`` and ``auto`` (both INT8 flavours:
+``cpu`` U8S8 and ``trt`` symmetric QDQ, each built by ``edge_se.quantize.flavours``), measured on
+digits-hard (the held-out digits under 20 seeded augmentations, 9,000 samples, seed 0): accuracy,
+accuracy drop vs FP32 (points), top-1 agreement with FP32 (%), logit SQNR (dB) and the share of
+the net's multiply-accumulates that run in INT8. ``auto`` selects for each flavour on its own,
+with ``--max-drop``, on *other* draws of digits-hard (seeds 1 and 2: the same held-out digits,
+other augmentations, 18,000 samples) and is reported on seed 0.
 
     python benchmarks/int8_accuracy.py                    # all six nets, default method
     python benchmarks/int8_accuracy.py --nets se cbam --method minmax --json out.json
+    python benchmarks/int8_accuracy.py --policies all --method percentile --no-fp16   # compare methods
 """
 
 from __future__ import annotations
@@ -32,19 +36,23 @@ def main(argv: list[str] | None = None) -> int:
     from edge_se.data.cache import cached_digits_checkpoint
     from edge_se.data.digits import digits_hard
     from edge_se.export.pipeline import export_bundle
-    from edge_se.quantize import policies
-    from edge_se.quantize.cpu_int8 import quantize_cpu
+    import numpy as np
+
+    from edge_se.quantize import flavours, policies
     from edge_se.quantize.fp16 import convert_fp16
     from edge_se.quantize.metrics import logit_metrics, run_onnx
-    from edge_se.quantize.qdq_trt import quantize_trt
     from edge_se.quantize.ranges import METHODS, collect_statistics
     from edge_se.quantize.stage import DEFAULT_METHOD, named_copy
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", nargs="+", choices=NETS, default=list(NETS))
     ap.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
+    ap.add_argument("--policies", nargs="+", choices=policies.POLICIES, default=list(policies.POLICIES))
+    ap.add_argument("--auto-rank", choices=policies.RANKS, default=policies.DEFAULT_RANK)
+    ap.add_argument("--no-fp16", action="store_true", help="skip the FP16 rows")
     ap.add_argument("--max-drop", type=float, default=policies.DEFAULT_MAX_DROP)
-    ap.add_argument("--calib", default=str(ROOT / "calibration" / "digits.toml"))
+    ap.add_argument("--calib", default=str(ROOT / "calibration" / "digits-deploy.toml"))
+    ap.add_argument("--weight-rounding", choices=flavours.WEIGHT_ROUNDINGS, default=flavours.DEFAULT_WEIGHT_ROUNDING)
     ap.add_argument("--every", type=int, default=1, help="use every N-th digits-hard sample (smoke runs)")
     ap.add_argument("--checkpoints", help="folder of <attn>_digits.pt checkpoints (default: train once, cached)")
     ap.add_argument("--json", help="also write the rows as JSON here")
@@ -53,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
     calib = calibration_from(args.calib)
     x, y = digits_hard(seed=0)
-    xs, ys = digits_hard(seed=1)
+    sel = [digits_hard(seed=s) for s in (1, 2)]
+    xs, ys = np.concatenate([a for a, _ in sel]), np.concatenate([b for _, b in sel])
     x, y, xs, ys = x[:: args.every], y[:: args.every], xs[:: args.every], ys[:: args.every]
     rows = []
     with tempfile.TemporaryDirectory(prefix="edge-se-bench-") as tmp:
@@ -65,45 +74,51 @@ def main(argv: list[str] | None = None) -> int:
             fp32 = named_copy(bundle.root / "model.onnx", tmp / f"{attn}.prepared.onnx")
             ref = run_onnx(fp32, x)
             ranges = collect_statistics(fp32, calib.batches(32)).ranges(args.method)
+            weights = flavours.rounded_weights(args.weight_rounding, fp32, calib.batches(32))
+            builders = {fl: flavours.builder(fl, ranges, weights) for fl in flavours.FLAVOURS}
 
-            def cpu_builder(src, out, keep, ranges=ranges):
-                quantize_cpu(src, out, ranges, keep)
-
-            def add(variant: str, path: Path, kept: int | str = "-") -> None:
+            def add(variant: str, path: Path, kept: int | str = "-", share: float | None = None) -> None:
                 m = logit_metrics(ref, run_onnx(path, x), y)
-                rows.append({"net": f"{attn}_digits", "variant": variant, "kept_float": kept, **m})
+                rows.append({"net": f"{attn}_digits", "variant": variant, "kept_float": kept, "int8_macs": share, **m})
                 print(_fmt(rows[-1]), flush=True)
 
             add("fp32", fp32)
-            convert_fp16(fp32, tmp / f"{attn}.fp16.onnx")
-            add("fp16", tmp / f"{attn}.fp16.onnx")
-            for policy in policies.POLICIES:
-                d = policies.decide(policy, fp32, builder=cpu_builder, x=xs, labels=ys, max_drop=args.max_drop)
-                label = f"{policy} (kept {len(d.kept_blocks)} blocks)"
-                quantize_cpu(fp32, tmp / f"{attn}.cpu.onnx", ranges, d.kept_nodes)
-                add(f"int8 cpu {policy}", tmp / f"{attn}.cpu.onnx", label)
-                quantize_trt(fp32, tmp / f"{attn}.trt.onnx", ranges, d.kept_nodes)
-                add(f"int8 trt {policy}", tmp / f"{attn}.trt.onnx", label)
+            if not args.no_fp16:
+                convert_fp16(fp32, tmp / f"{attn}.fp16.onnx")
+                add("fp16", tmp / f"{attn}.fp16.onnx")
+            for policy in args.policies:
+                for fl, build in builders.items():
+                    d = policies.decide(policy, fp32, builder=build, x=xs, labels=ys, max_drop=args.max_drop,
+                                        rank=args.auto_rank)
+                    out = tmp / f"{attn}.{fl}.onnx"
+                    build(fp32, out, d.kept_nodes)
+                    add(f"int8 {fl} {policy}", out, f"{policy} (kept {len(d.kept_blocks)} blocks)", d.int8_mac_share)
             print(f"# {attn}_digits: {time.perf_counter() - t0:.0f} s", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"method": args.method, "max_drop": args.max_drop, "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps({"method": args.method, "weight_rounding": args.weight_rounding,
+                                               "auto_rank": args.auto_rank,
+                                               "max_drop": args.max_drop, "rows": rows}, indent=2))
     print()
-    print(f"calibration: {calib.count} samples ({args.method}); digits-hard: {len(x)} samples; "
-          f"auto: --max-drop {args.max_drop} selected on digits-hard seed 1")
+    print(f"calibration: {calib.count} samples ({args.method}, {args.weight_rounding} weights); digits-hard: "
+          f"{len(x)} samples; auto: --max-drop {args.max_drop}, {args.auto_rank} ranking, selected on digits-hard "
+          f"seeds 1+2 ({len(xs)} samples)")
     print(_HEADER)
     for r in rows:
         print(_fmt(r))
     return 0
 
 
-_HEADER = f"{'net':14s} {'variant':22s} {'acc %':>7s} {'drop':>6s} {'agree %':>8s} {'SQNR dB':>8s}  kept in float"
+_HEADER = (f"{'net':14s} {'variant':22s} {'acc %':>7s} {'drop':>6s} {'agree %':>8s} {'SQNR dB':>8s} "
+           f"{'INT8 MACs':>9s}  kept in float")
 
 
 def _fmt(r: dict) -> str:
     sq = r["sqnr_db"]
     sq_s = "inf" if sq == float("inf") else f"{sq:.1f}"
+    share = r.get("int8_macs")
+    share_s = "-" if share is None else f"{100 * share:.1f} %"
     return (f"{r['net']:14s} {r['variant']:22s} {r['accuracy']:7.2f} {r['accuracy_drop']:+6.2f} "
-            f"{r['agreement']:8.2f} {sq_s:>8s}  {r['kept_float']}")
+            f"{r['agreement']:8.2f} {sq_s:>8s} {share_s:>9s}  {r['kept_float']}")
 
 
 if __name__ == "__main__":

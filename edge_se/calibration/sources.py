@@ -98,22 +98,49 @@ def folder_source(spec: CalibSpec) -> Source:
 
 
 def digits_source(spec: CalibSpec) -> Source:
-    """scikit-learn's digits (split ``spec.split`` of the seeded 75/25 split) as 32x32 images."""
+    """scikit-learn's digits (split ``spec.split`` of the seeded 75/25 split) as 32x32 images.
+
+    ``spec.augment == "train"``: each digit under one draw of the training augmentation (rotation,
+    shift, scale, pixel noise; :data:`edge_se.data.digits.TRAIN_AUGMENT`), seeded per digit by
+    ``(selection seed, digit index)``: the conditions digits-hard and deployment see.
+    """
     from edge_se.data.digits import digit_to_image, raw_digits, split_indices
 
     images, target = raw_digits()
     train, test = split_indices(0)
     idx = {"train": train, "test": test, "all": np.arange(len(target))}[spec.split]
+    augmented = spec.augment == "train"
+
+    def load(i: int) -> Any:
+        img = digit_to_image(images[i])
+        return _augmented_digit(img, [spec.seed, int(i), _AUGMENT_SALT]) if augmented else img
+
     cands = [
         Candidate(
             key=f"digits/{int(i)}",
             label=int(target[i]),
-            load=lambda i=i: digit_to_image(images[i]),
-            record={"index": int(i), "class": str(int(target[i]))},
+            load=lambda i=i: load(int(i)),
+            record={"index": int(i), "class": str(int(target[i]))}
+            | ({"augment": "train", "augment_seed": [spec.seed, int(i), _AUGMENT_SALT]} if augmented else {}),
         )
         for i in idx
     ]
-    return Source(cands, [str(d) for d in range(10)], f"digits ({spec.split} split)", {"split": spec.split})
+    what = f"digits ({spec.split} split{', training augmentation' if augmented else ''})"
+    return Source(cands, [str(d) for d in range(10)], what, {"split": spec.split, "augment": spec.augment})
+
+
+_AUGMENT_SALT = 0xA06
+
+
+def _augmented_digit(img: Any, seed: list[int]) -> Any:
+    """One draw of the training augmentation on a mode "L" digit image (returns mode "L")."""
+    from PIL import Image
+
+    from edge_se.data.digits import TRAIN_AUGMENT, augment
+
+    x = (np.asarray(img, dtype=np.float32)[None, None] / np.float32(255.0) - np.float32(0.5)) / np.float32(0.5)
+    out = augment(x, np.random.default_rng(seed), TRAIN_AUGMENT)[0, 0] * np.float32(0.5) + np.float32(0.5)
+    return Image.fromarray(np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8))
 
 
 def _sample_images() -> list[tuple[str, np.ndarray]]:

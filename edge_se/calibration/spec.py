@@ -6,6 +6,7 @@ preprocessed and which of them are picked.
 kind = "folder"        # "folder" (recursive) | "digits" (scikit-learn) | "sample-images"
 path = "data/calib"    # folder only; relative to the spec file
 split = "train"        # digits only: "train" | "test" | "all" (the seeded 75/25 split)
+augment = "none"       # digits only: "none" | "train" (each digit under the training augmentation)
 
 [preprocessing]        # PreprocessSpec keys (edge_se.preprocess)
 crop = [224, 224]
@@ -41,8 +42,9 @@ else:  # pragma: no cover - python 3.10
 SOURCE_KINDS = ("folder", "digits", "sample-images")
 METHODS = ("random", "stratified")
 DIGITS_SPLITS = ("train", "test", "all")
+DIGITS_AUGMENTS = ("none", "train")
 _TOP_KEYS = {"description": str, "source": dict, "preprocessing": dict, "selection": dict}
-_SOURCE_KEYS = {"kind": str, "path": str, "split": str}
+_SOURCE_KEYS = {"kind": str, "path": str, "split": str, "augment": str}
 _SELECTION_KEYS = {"count": int, "seed": int, "method": str, "skip_bad": bool}
 
 
@@ -57,6 +59,7 @@ class CalibSpec:
     method: str = "random"
     path: Path | None = None
     split: str = "train"
+    augment: str = "none"
     skip_bad: bool = False
     description: str = ""
     spec_file: Path | None = None
@@ -76,7 +79,7 @@ class CalibSpec:
         """A short hash of everything that decides the set's contents (spec text + count)."""
         h = hashlib.sha256()
         h.update(self.spec_text.encode("utf-8"))
-        h.update(repr((self.kind, str(self.path), self.split, self.count, self.seed, self.method,
+        h.update(repr((self.kind, str(self.path), self.split, self.augment, self.count, self.seed, self.method,
                        self.skip_bad, sorted(self.preprocessing.to_dict().items()))).encode())
         return h.hexdigest()[:16]
 
@@ -130,6 +133,9 @@ def parse_spec(data: dict[str, Any], where: str, base_dir: Path, text: str = "")
     if "split" in source and kind != "digits":
         raise CalibrationError(f"{where}: key 'source.split' only applies to kind = \"digits\", not {kind!r}")
     split = _choice("source.split", source.get("split", "train"), DIGITS_SPLITS, where)
+    if "augment" in source and kind != "digits":
+        raise CalibrationError(f"{where}: key 'source.augment' only applies to kind = \"digits\", not {kind!r}")
+    augment = _choice("source.augment", source.get("augment", "none"), DIGITS_AUGMENTS, where)
     if selection.get("skip_bad") and kind != "folder":
         raise CalibrationError(f"{where}: key 'selection.skip_bad' only applies to kind = \"folder\"")
 
@@ -160,7 +166,7 @@ def parse_spec(data: dict[str, Any], where: str, base_dir: Path, text: str = "")
         )
     return CalibSpec(
         kind=kind, preprocessing=pre, count=count, seed=seed, method=method, path=path, split=split,
-        skip_bad=bool(selection.get("skip_bad", False)), description=data.get("description", ""),
+        augment=augment, skip_bad=bool(selection.get("skip_bad", False)), description=data.get("description", ""),
         spec_file=None, spec_text=text,
     )
 

@@ -16,11 +16,12 @@ DESCRIPTION = (
     "  --precision int8: from ONE calibration run on --calib: model.int8.trt.onnx (TensorRT-ready\n"
     "    QDQ, symmetric INT8, per-channel weights), model.int8.cpu.onnx (fast on ONNX Runtime CPU:\n"
     "    uint8 activations, int8 per-channel weights) and model.int8.calib.cache (TensorRT 8.x\n"
-    "    calibration cache for implicit-INT8 builds of model.onnx).\n\n"
+    "    calibration cache for implicit-INT8 builds of model.onnx). Weights of the QDQ files are\n"
+    "    rounded by GPTQ (output-error-compensating, from --calib) unless --weight-rounding nearest.\n\n"
     "Policies: all (everything INT8 that can be), keep-gates (attention gates - pool, FC, sigmoid/\n"
     "softmax, rescaling Mul - kept float; found by graph pattern), auto (blocks ranked by\n"
     "sensitivity, the most sensitive kept float until --max-drop points of top-1 disagreement /\n"
-    "accuracy are met on --eval, or on --calib without it)."
+    "accuracy are met on --eval, or on --calib without it; chosen for each INT8 file on its own)."
 )
 EXAMPLES = """  edge-se quantize bundles/se18 --precision fp16
   edge-se quantize bundles/se_digits --precision int8 --calib calibration/digits.toml
@@ -29,7 +30,7 @@ EXAMPLES = """  edge-se quantize bundles/se18 --precision fp16
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from edge_se.quantize.policies import POLICIES
+    from edge_se.quantize.policies import DEFAULT_RANK, POLICIES, RANKS
     from edge_se.quantize.ranges import DEFAULT_PERCENTILE, METHODS
     from edge_se.quantize.stage import DEFAULT_METHOD, DEFAULT_POLICY, PRECISIONS
 
@@ -41,9 +42,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", choices=POLICIES, default=None, help=f"int8 precision policy (default {DEFAULT_POLICY})")
     p.add_argument("--max-drop", type=float, default=None,
                    help="auto: budget in points (top-1 disagreement with FP32 and accuracy drop; default 0.1)")
+    p.add_argument("--auto-rank", choices=RANKS, default=None,
+                   help=f"auto: order in which blocks go float: per-mac (noise per INT8 multiply-accumulate, "
+                   f"default {DEFAULT_RANK}) or sqnr (noise alone)")
     p.add_argument("--method", choices=METHODS, default=None, help=f"int8 calibration method (default {DEFAULT_METHOD})")
     p.add_argument("--percentile", type=float, default=None,
                    help=f"percentile for --method percentile (default {DEFAULT_PERCENTILE})")
+    p.add_argument("--weight-rounding", choices=("gptq", "nearest"), default=None,
+                   help="int8 weights: gptq (error-compensating rounding from the calibration set; default) "
+                   "or nearest (plain round-to-nearest)")
     p.add_argument("--reduce-range", action="store_true",
                    help="CPU INT8 with 7-bit weights (for x86 CPUs without VNNI; costs accuracy)")
     p.add_argument("--trt-cache-version", default="8601",
@@ -70,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
     bundle = Bundle.open(args.bundle)
     if args.precision == "fp16":
-        _refuse(args, ["calib", "eval_set", "policy", "max_drop", "method", "percentile", "reduce_range"], "fp16")
+        _refuse(args, ["calib", "eval_set", "policy", "max_drop", "method", "percentile", "reduce_range",
+                       "weight_rounding", "auto_rank"], "fp16")
         stage._fp32_onnx(bundle)
         stage.quantize_fp16(bundle, keep_io_types=not args.fp16_io, images=args.images)
         added = [stage.FP16_ARTIFACT]
@@ -89,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
         kwargs = {}
         if args.percentile is not None:
             kwargs["percentile"] = args.percentile
+        if args.weight_rounding is not None:
+            kwargs["weight_rounding"] = args.weight_rounding
+        if args.auto_rank is not None:
+            if (args.policy or stage.DEFAULT_POLICY) != "auto":
+                raise InputError(f"--auto-rank applies to --policy auto only, not {args.policy!r}")
+            kwargs["auto_rank"] = args.auto_rank
         stage.quantize_int8(
             bundle, calib, policy=args.policy or stage.DEFAULT_POLICY, method=args.method or stage.DEFAULT_METHOD,
             max_drop=args.max_drop, evaluation=evaluation, reduce_range=args.reduce_range,
@@ -112,13 +126,15 @@ def _print(bundle, added: list[str], as_json: bool) -> None:
             row["cosine_min"] = round(min(o.get("cosine_min", 1.0) for o in outs), 6)
             row["max_abs"] = round(max(o.get("max_abs", 0.0) for o in outs), 5)
         rows.append(row)
-    kept = {}
+    kept, share = {}, {}
     for name in added:
         k = bundle.artifact(name).get("kept_in_float")
         if k:
             kept[name] = [b["name"] for b in k["kept_in_float"]]
+            share[name] = k.get("int8_mac_share")
     if as_json:
-        print(json.dumps({"bundle": str(bundle.root), "added": added, "kept_in_float": kept, "checks": rows}, indent=2))
+        print(json.dumps({"bundle": str(bundle.root), "added": added, "kept_in_float": kept, "int8_mac_share": share,
+                          "checks": rows}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -131,4 +147,5 @@ def _print(bundle, added: list[str], as_json: bool) -> None:
         table.add_row(r["artifact"], r["check"], "yes" if r["passed"] else "NO", metrics)
     Console().print(table)
     for name, blocks in kept.items():
-        print(f"{name}: kept in float: {', '.join(blocks) if blocks else 'nothing'}")
+        macs = "" if share.get(name) is None else f" ({100 * share[name]:.1f} % of the MACs run in INT8)"
+        print(f"{name}: kept in float: {', '.join(blocks) if blocks else 'nothing'}{macs}")

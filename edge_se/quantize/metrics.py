@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -17,12 +18,39 @@ def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
     return 10.0 * float(np.log10(max(signal, 1e-300) / noise))
 
 
+def expected_disagreement(ref: np.ndarray, got: np.ndarray) -> float:
+    """A low-variance estimate of the top-1 disagreement (%): each sample's FP32 margin (top-1 minus
+    runner-up logit) against Gaussian noise with the RMS of the margin perturbation measured over
+    all samples, ``mean(Phi(-margin / sigma))``.
+
+    Counting flips uses only the few samples that happen to flip (on 9,000 digits-hard samples the
+    count moved between 0.01 % and 0.13 % across augmentation draws for the same INT8 model); this
+    uses every sample's margin. It runs about 0.8-1.4x the count on the digits nets (the real noise
+    has heavier tails), so ``auto`` budgets with the larger of the two.
+    """
+    ref = np.asarray(ref, dtype=np.float64).reshape(len(ref), -1)
+    got = np.asarray(got, dtype=np.float64).reshape(len(got), -1)
+    if ref.shape[1] < 2 or len(ref) == 0:
+        return 0.0
+    order = np.argsort(ref, axis=1)
+    i = np.arange(len(ref))
+    top, second = order[:, -1], order[:, -2]
+    margin = ref[i, top] - ref[i, second]
+    delta = (got[i, top] - got[i, second]) - margin
+    sigma = float(np.sqrt(np.mean(delta**2)))
+    if sigma == 0.0:
+        return 0.0
+    erfc = np.vectorize(math.erfc)
+    return 100.0 * float(np.mean(0.5 * erfc(margin / (sigma * math.sqrt(2.0)))))
+
+
 def logit_metrics(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
     """Agreement (%), SQNR (dB) and, with labels, both accuracies (%) and the drop (points)."""
     out: dict[str, Any] = {
         "samples": int(ref.shape[0]),
         "agreement": 100.0 * float((ref.argmax(1) == got.argmax(1)).mean()),
         "sqnr_db": sqnr_db(ref, got),
+        "expected_disagreement": expected_disagreement(ref, got),
     }
     if labels is not None:
         labels = np.asarray(labels)
@@ -49,4 +77,4 @@ def run_onnx(path_or_session: Any, x: np.ndarray, batch: int = 256, threads: int
     return np.concatenate(outs).astype(np.float32)
 
 
-__all__ = ["logit_metrics", "run_onnx", "sqnr_db"]
+__all__ = ["expected_disagreement", "logit_metrics", "run_onnx", "sqnr_db"]

@@ -27,6 +27,7 @@ import numpy as np
 from edge_se import progress
 from edge_se.bundle import Bundle
 from edge_se.errors import BundleError, CalibrationError, CheckFailed, InputError
+from edge_se.quantize.flavours import DEFAULT_WEIGHT_ROUNDING, WEIGHT_ROUNDINGS
 from edge_se.quantize.ranges import DEFAULT_PERCENTILE, METHODS
 
 PRECISIONS = ("fp16", "int8")
@@ -180,20 +181,24 @@ def quantize_int8(
     evaluation: Any = None,
     reduce_range: bool = False,
     trt_version: str = "8601",
+    weight_rounding: str = DEFAULT_WEIGHT_ROUNDING,
+    auto_rank: str | None = None,
 ) -> Bundle:
     """Add the two INT8 flavours and the TensorRT cache to ``bundle`` from one calibration run.
 
     ``calibration``/``evaluation`` are :class:`~edge_se.calibration.dataset.CalibrationSet`\\ s
     (``evaluation``, optional and labelled, is where ``auto`` measures its budget and where task
-    accuracy is reported; else the calibration set is used).
+    accuracy is reported; else the calibration set is used). ``weight_rounding``: ``gptq``
+    (error-compensating, from the calibration set; default) or ``nearest``.
     """
     from edge_se.calibration.dataset import check_matches
     from edge_se.quantize import policies
-    from edge_se.quantize.cpu_int8 import quantize_cpu
-    from edge_se.quantize.qdq_trt import quantize_trt
+    from edge_se.quantize import flavours
     from edge_se.quantize.ranges import collect_statistics, save_ranges
     from edge_se.quantize.trt_cache import CalibrationCache, write_cache
 
+    if weight_rounding not in WEIGHT_ROUNDINGS:
+        raise InputError(f"unknown weight rounding {weight_rounding!r}; expected one of {', '.join(WEIGHT_ROUNDINGS)}")
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r}; expected one of {', '.join(METHODS)}")
     policies.check_policy(policy)
@@ -221,21 +226,32 @@ def quantize_int8(
             progress.info("[yellow]note[/yellow]: policy auto measures its budget on the calibration set itself "
                           "(in-sample, usually easy); pass --eval with a held-out labelled set")
 
-        def cpu_builder(src: Path, out: Path, keep: list[str]) -> None:
-            quantize_cpu(src, out, ranges, keep, reduce_range=reduce_range)
+        t0 = time.perf_counter()
+        with progress.stage(f"Rounding weights ({weight_rounding})"):
+            weights = flavours.rounded_weights(weight_rounding, prepared, calibration.batches(CALIB_BATCH))
+        timings["round_weights"] = round(time.perf_counter() - t0, 3)
+        cpu_builder = flavours.builder("cpu", ranges, weights, reduce_range=reduce_range)
+        trt_builder = flavours.builder("trt", ranges, weights)
 
         t0 = time.perf_counter()
-        with progress.stage(f"Applying precision policy '{policy}'"):
-            decision = policies.decide(policy, prepared, builder=cpu_builder, x=eval_x, labels=eval_y, max_drop=max_drop)
+        decisions = {}
+        for artifact, builder in ((CPU_ARTIFACT, cpu_builder), (TRT_ARTIFACT, trt_builder)):
+            # auto measures each flavour on its own model: they quantize different tensors
+            if policy != "auto" and decisions:
+                decisions[artifact] = next(iter(decisions.values()))
+                continue
+            what = f" for {artifact}" if policy == "auto" else ""
+            with progress.stage(f"Applying precision policy '{policy}'{what}"):
+                decisions[artifact] = policies.decide(policy, prepared, builder=builder, x=eval_x, labels=eval_y,
+                                                      max_drop=max_drop, rank=auto_rank or policies.DEFAULT_RANK)
+            if policy == "auto" and not decisions[artifact].details.get("budget_met", True):
+                progress.info(f"[yellow]note[/yellow]: policy auto could not meet --max-drop {max_drop} on "
+                              f"{artifact} even with every candidate block in float; the result is recorded as is")
         timings["policy"] = round(time.perf_counter() - t0, 3)
-        if policy == "auto" and not decision.details.get("budget_met", True):
-            progress.info(f"[yellow]note[/yellow]: policy auto could not meet --max-drop {max_drop} even with "
-                          "every candidate block in float; the result is recorded as is")
-        kept = decision.kept_nodes
         t0 = time.perf_counter()
         with progress.stage("Writing the TensorRT QDQ and CPU INT8 models"):
-            trt_info = quantize_trt(prepared, staging / TRT_ARTIFACT, ranges, kept)
-            cpu_info = quantize_cpu(prepared, staging / CPU_ARTIFACT, ranges, kept, reduce_range=reduce_range)
+            trt_info = trt_builder(prepared, staging / TRT_ARTIFACT, decisions[TRT_ARTIFACT].kept_nodes)
+            cpu_info = cpu_builder(prepared, staging / CPU_ARTIFACT, decisions[CPU_ARTIFACT].kept_nodes)
             cache = CalibrationCache.from_ranges(ranges, version=trt_version)
             write_cache(staging / CACHE_ARTIFACT, cache)
             save_ranges(ranges, staging / RANGES_FILE)
@@ -263,11 +279,14 @@ def quantize_int8(
         "tensors": len(ranges.ranges),
     }
     common = dict(stage="quantize", format="onnx", precision="int8", policy=policy, calibration=calib_record,
-                  kept_in_float=decision.to_dict(), source="model.onnx", **_io(bundle))
-    bundle.add_artifact(TRT_ARTIFACT, backend="tensorrt", qdq=trt_info,
+                  weights={"rounding": weight_rounding, "layers_rounded": len(weights or {}),
+                           "grid": "int8 symmetric per output channel, scale = max|w| / 127"},
+                  source="model.onnx", **_io(bundle))
+    bundle.add_artifact(TRT_ARTIFACT, backend="tensorrt", qdq=trt_info, kept_in_float=decisions[TRT_ARTIFACT].to_dict(),
                         int8={"activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel"},
                         **common)
-    bundle.add_artifact(CPU_ARTIFACT, backend="onnxruntime", int8=cpu_info, **common)
+    bundle.add_artifact(CPU_ARTIFACT, backend="onnxruntime", int8=cpu_info,
+                        kept_in_float=decisions[CPU_ARTIFACT].to_dict(), **common)
     bundle.add_artifact(CACHE_ARTIFACT, stage="quantize", format="tensorrt-calibration-cache", precision="int8",
                         backend="tensorrt", extra_files=[RANGES_FILE], policy=None, header=cache.header,
                         tensors=len(cache.scales), for_onnx="model.onnx", calibration=calib_record)

@@ -41,7 +41,8 @@ def summary_table(report: dict[str, Any]) -> Table:
     batches = report.get("batch_sizes") or [1]
     big = max(batches)
     has_acc = any(r.get("accuracy") is not None for r in report.get("rows", []))
-    headers = ["precision", "policy", "backend"]
+    has_share = any(r.get("int8_mac_share") is not None for r in report.get("rows", []))
+    headers = ["precision", "policy", "backend"] + (["INT8 MACs"] if has_share else [])
     if has_acc:
         headers += ["accuracy", "Δ vs PyTorch"]
     headers += ["top-1 agree", "top-5 agree", "min cosine", "max abs err", "max rel err", "numerics",
@@ -54,6 +55,9 @@ def summary_table(report: dict[str, Any]) -> Table:
             continue
         out = _main_output(r)
         cells = [r["precision"], r["policy"], r["backend"]]
+        if has_share:
+            share = r.get("int8_mac_share")
+            cells.append("-" if share is None else f"{100 * share:.1f}%")
         if has_acc:
             cells += [fmt(r.get("accuracy"), pct=True), _pp(r.get("accuracy_drop"))]
         fid = r.get("fidelity") or {}
@@ -113,7 +117,7 @@ def row_title(row: dict[str, Any]) -> str:
     return f"{row['precision']} / {row['policy']} / {row['backend']}"
 
 
-COMBINED_COLUMNS = ("precision", "policy", "backend", "accuracy", "Δ vs PyTorch", "top-1 agree", "min cosine",
+COMBINED_COLUMNS = ("precision", "policy", "backend", "INT8 MACs", "accuracy", "Δ vs PyTorch", "top-1 agree", "min cosine",
                     "numerics", "p50 ms (b1)", "img/s (b{big})", "worst gate block")
 
 

@@ -201,15 +201,6 @@ def _bundle_artifact(bundle, precision: str, policy: str | None) -> tuple[str, P
     return None
 
 
-def _int8_builder(ranges):
-    from edge_se.quantize.cpu_int8 import quantize_cpu
-
-    def build(src: Path, out: Path, keep: list[str]) -> None:
-        quantize_cpu(src, out, ranges, nodes_to_exclude=keep)
-
-    return build
-
-
 def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -> tuple[list[Variant], list[str]]:
     """The artifacts to measure: the bundle's, plus created FP16/INT8 variants it lacks."""
     notes: list[str] = []
@@ -234,37 +225,46 @@ def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -
                                     {"fp32_op_types": info.get("fp32_op_types")}))
             notes.append("model.fp16.onnx was not in the bundle: created for this report (ONNX Runtime's converter)")
     if "int8" in precisions:
-        ranges = None
+        build = None
         named = None
         for policy in policies:
             found = _bundle_artifact(bundle, "int8", policy)
             if found:
-                variants.append(Variant("int8", policy, found[1], False, found[0]))
+                rec = bundle.artifact(found[0]).get("kept_in_float") or {}
+                info = {"kept_in_float": [b["name"] for b in rec.get("kept_in_float", [])],
+                        "int8_mac_share": rec.get("int8_mac_share")}
+                variants.append(Variant("int8", policy, found[1], False, found[0], info))
                 continue
-            if ranges is None:
+            if build is None:
+                from edge_se.quantize import flavours
                 from edge_se.quantize.ranges import collect_statistics
                 from edge_se.quantize.stage import named_copy
 
                 named = named_copy(fp32[1], art_dir / "model.named.onnx")
                 batches = [data.calib_x[i : i + 32] for i in range(0, len(data.calib_x), 32)]
                 ranges = collect_statistics(named, batches).ranges(CALIBRATION_METHOD)
-                notes.append(f"INT8 variants not in the bundle were created here, calibrated ({CALIBRATION_METHOD}) "
-                             f"on {data.calib_description}")
+                weights = flavours.rounded_weights(flavours.DEFAULT_WEIGHT_ROUNDING, named, batches)
+                build = flavours.builder("cpu", ranges, weights)
+                notes.append(f"INT8 variants not in the bundle were created here, calibrated ({CALIBRATION_METHOD}, "
+                             f"{flavours.DEFAULT_WEIGHT_ROUNDING} weights) on {data.calib_description}")
             from edge_se.quantize.policies import decide
 
-            build = _int8_builder(ranges)
             sel_x, sel_y = (data.calib_x, data.calib_y) if data.select_x is None else (data.select_x, data.select_y)
             decision = decide(policy, named, builder=build, x=sel_x, labels=sel_y)
             out = art_dir / f"model.int8.cpu.{policy}.onnx"
             build(named, out, decision.kept_nodes)
             kept = [b.name for b in decision.kept_blocks]
-            variants.append(Variant("int8", policy, out, True, out.name, {"kept_in_float": kept}))
+            variants.append(Variant("int8", policy, out, True, out.name,
+                                    {"kept_in_float": kept, "int8_mac_share": decision.int8_mac_share}))
         trt = bundle.artifacts.get("model.int8.trt.onnx")
         if trt is not None and trt.get("format") == "onnx":
             # the TensorRT-ready QDQ file also runs on ONNX Runtime: its accuracy, measured here,
             # is what the TensorRT engine built from it should reach
+            rec = trt.get("kept_in_float") or {}
             variants.append(Variant("int8", f"{trt.get('policy') or 'all'} [trt-qdq]",
-                                    bundle.verify("model.int8.trt.onnx"), False, "model.int8.trt.onnx"))
+                                    bundle.verify("model.int8.trt.onnx"), False, "model.int8.trt.onnx",
+                                    {"kept_in_float": [b["name"] for b in rec.get("kept_in_float", [])],
+                                     "int8_mac_share": rec.get("int8_mac_share")}))
     return variants, notes
 
 

@@ -145,3 +145,25 @@ def test_calibration_from_rebuilds_a_cached_folder_set_when_the_folder_changes(t
     second = calibration_from(spec, out_cache=tmp_path / "cache")
     assert second.root != first.root
     assert calibration_from(spec, out_cache=tmp_path / "cache").root == second.root
+
+
+def _augmented_set(tmp_path, name, seed=0):
+    text = ('[source]\nkind = "digits"\naugment = "train"\n[selection]\ncount = 40\nmethod = "stratified"\n'
+            f"seed = {seed}\n")
+    spec = load_spec(write_spec(tmp_path / f"{name}.toml", text))
+    return load_calibration_set(build_calibration_set(spec, tmp_path / name))
+
+
+def test_augmented_digits_are_the_same_digits_under_seeded_training_augmentation(tmp_path):
+    a, b, other = _augmented_set(tmp_path, "a"), _augmented_set(tmp_path, "b"), _augmented_set(tmp_path, "c", seed=1)
+    np.testing.assert_array_equal(a.array(), b.array())  # reproducible from the spec
+    x_all, y_all = digits_arrays("all")
+    idx = [r["index"] for r in a.manifest["samples"]]
+    np.testing.assert_array_equal(a.labels, y_all[idx])
+    assert a.manifest["source"]["augment"] == "train"
+    assert all(r["augment"] == "train" for r in a.manifest["samples"])
+    diff = np.abs(a.array() - x_all[idx]).mean(axis=(1, 2, 3))
+    assert (diff > 0.01).all()  # every digit moved / got noise ...
+    corr = [np.corrcoef(p.ravel(), q.ravel())[0, 1] for p, q in zip(a.array(), x_all[idx])]
+    assert np.median(corr) > 0.3  # ... but is still that digit, not noise
+    assert not np.array_equal(a.array(), other.array())  # another seed, another draw

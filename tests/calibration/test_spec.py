@@ -30,7 +30,7 @@ def spec_with(tmp_path: Path, text: str) -> Path:
     return write_spec(tmp_path / "s.toml", text)
 
 
-@pytest.mark.parametrize("name", ["digits.toml", "sample-images.toml", "imagenet-folder.toml"])
+@pytest.mark.parametrize("name", ["digits.toml", "digits-deploy.toml", "sample-images.toml", "imagenet-folder.toml"])
 def test_shipped_example_specs_parse(name):
     spec = load_spec(REPO / "calibration" / name)
     assert spec.count > 0 and spec.spec_text and spec.description
@@ -114,6 +114,16 @@ def test_keys_of_another_source_kind_are_refused(tmp_path):
     text = '[source]\nkind = "digits"\npath = "x"\n[selection]\ncount = 4\n'
     with pytest.raises(CalibrationError, match="source.path"):
         load_spec(spec_with(tmp_path, text))
+
+
+def test_augment_applies_to_digits_only_and_takes_known_values(tmp_path):
+    with pytest.raises(CalibrationError, match=r"source\.augment.*only applies"):
+        load_spec(spec_with(tmp_path, GOOD.replace('path = "imgs"', 'path = "imgs"\naugment = "train"')))
+    text = '[source]\nkind = "digits"\naugment = "{}"\n[selection]\ncount = 4\n'
+    with pytest.raises(CalibrationError, match=r"source\.augment.*none \| train.*'jitter'"):
+        load_spec(spec_with(tmp_path, text.format("jitter")))
+    assert load_spec(spec_with(tmp_path, text.format("train"))).augment == "train"
+    assert load_spec(spec_with(tmp_path, text.format("none"))).augment == "none"
 
 
 def test_invalid_toml_is_refused_naming_the_file(tmp_path):

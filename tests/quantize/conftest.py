@@ -8,6 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS_SPEC = ROOT / "calibration" / "digits.toml"
+DEPLOY_SPEC = ROOT / "calibration" / "digits-deploy.toml"
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +17,14 @@ def digits_calib(tmp_path_factory):
     from edge_se.calibration.build import calibration_from
 
     return calibration_from(DIGITS_SPEC, tmp_path_factory.mktemp("calib"))
+
+
+@pytest.fixture(scope="session")
+def deploy_calib(tmp_path_factory):
+    """The 1,024 training-augmented digits of calibration/digits-deploy.toml (built once)."""
+    from edge_se.calibration.build import calibration_from
+
+    return calibration_from(DEPLOY_SPEC, tmp_path_factory.mktemp("calib-deploy"))
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,8 @@ def test_int8_manifest_records_policy_calibration_kept_nodes_and_checks(se_int8_
         assert rec["calibration"]["count"] == 32
         assert rec["kept_in_float"]["kept_nodes"] == []
         assert rec["kept_in_float"]["gates_found"] == 5
+        assert rec["kept_in_float"]["int8_mac_share"] == 1.0
+        assert rec["weights"]["rounding"] == "gptq" and rec["weights"]["layers_rounded"] == 28
         checks = [c for c in m["checks"] if c["artifact"] == name]
         assert {c["name"] for c in checks} >= {"numerics/eval/batch1", "numerics/eval/batch4", "accuracy"}
     cache = m["artifacts"]["model.int8.calib.cache"]
@@ -45,10 +47,27 @@ def test_cli_int8_with_keep_gates_lists_the_kept_gates(export_cached, copy_bundl
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["kept_in_float"]["model.int8.cpu.onnx"] == [f"blocks.{i}.attn" for i in range(5)]
+    assert 0.99 < out["int8_mac_share"]["model.int8.cpu.onnx"] < 1.0
     rec = Bundle.open(bundle.root).artifact("model.int8.trt.onnx")
     assert rec["policy"] == "keep-gates"
     assert rec["calibration"]["method"] == "percentile" and rec["calibration"]["params"] == {"percentile": 99.9}
     assert len(rec["kept_in_float"]["kept_nodes"]) == 35
+
+
+def test_auto_decides_for_each_flavour_on_its_own_model(export_cached, copy_bundle, small_calib):
+    from edge_se.quantize.stage import quantize_int8
+
+    bundle = quantize_int8(copy_bundle(export_cached("cbam_digits", (1, 1, 32, 32))), small_calib, policy="auto",
+                           max_drop=100.0, weight_rounding="nearest")
+    for name in ("model.int8.trt.onnx", "model.int8.cpu.onnx"):
+        rec = bundle.artifact(name)
+        assert rec["weights"]["rounding"] == "nearest" and rec["weights"]["layers_rounded"] == 0
+        sens = rec["kept_in_float"]["sensitivity"]
+        assert len(sens) == 10 and rec["kept_in_float"]["budget_met"]
+    cpu, trt = (bundle.artifact(n)["kept_in_float"]["sensitivity"] for n in ("model.int8.cpu.onnx", "model.int8.trt.onnx"))
+    # measured on two different models: the CPU file quantizes every op, the TensorRT file only
+    # the Conv/Gemm inputs, residual Adds and pools, so single-block costs differ
+    assert [s["sqnr_db"] for s in cpu] != [s["sqnr_db"] for s in trt]
 
 
 def test_cli_fp16_adds_a_validated_artifact(export_cached, copy_bundle):
@@ -109,6 +128,8 @@ def test_calibration_set_with_other_preprocessing_is_refused(export_cached, copy
         (["--precision", "int8", "--calib", str(DIGITS_SPEC), "--policy", "all", "--max-drop", "0.5"], "auto only"),
         (["--precision", "int8", "--calib", str(DIGITS_SPEC), "--percentile", "99.9"], "--method percentile only"),
         (["--precision", "fp16", "--policy", "all"], "--policy only apply to --precision int8"),
+        (["--precision", "fp16", "--weight-rounding", "nearest"], "--weight-rounding only apply to --precision int8"),
+        (["--precision", "int8", "--calib", str(DIGITS_SPEC), "--policy", "all", "--auto-rank", "sqnr"], "auto only"),
     ],
 )
 def test_inconsistent_options_are_refused(export_cached, copy_bundle, capsys, argv, message):

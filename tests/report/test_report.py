@@ -34,12 +34,14 @@ def test_json_holds_rows_machine_and_tool_versions(matrix_report):
     row = saved["rows"][0]
     assert set(row["latency"]) == {"1", "4"} and row["latency"]["1"]["p99_ms"] >= row["latency"]["1"]["p50_ms"]
     assert len(row["fidelity"]["blocks"]) == 5
+    shares = {r["policy"]: r.get("int8_mac_share") for r in saved["rows"] if r["precision"] == "int8"}
+    assert shares["all"] == 1.0 and 0.9 < shares["keep-gates"] < 1.0  # the SE gates are a sliver of the MACs
 
 
 def test_markdown_shows_every_row_and_a_fidelity_table_each(matrix_report):
     _, out = matrix_report
     md = (out / "report.md").read_text()
-    assert "| int8 | keep-gates | ort |" in md and "| fp16 | - | ort |" in md
+    assert "| int8 | keep-gates | ort | 99.8% |" in md and "| fp16 | - | ort | - |" in md
     assert md.count("### ") == 4 and "blocks.4.attn" in md
 
 

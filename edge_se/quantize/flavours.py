@@ -1,0 +1,65 @@
+"""The two INT8 flavours as builders ``(fp32 path, out path, nodes kept float) -> None``.
+
+One place decides how an INT8 file is made from one calibration run, so the quantize stage,
+the ``auto`` policy's probes, the validation matrix and the benchmarks build the same files:
+ranges from :mod:`edge_se.quantize.ranges`, weights rounded by GPTQ
+(:mod:`edge_se.quantize.gptq`) unless ``weights`` is ``None`` (round-to-nearest), and the
+layers a policy keeps in float keeping their original weights.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from edge_se.quantize.ranges import TensorRanges
+
+#: artifact flavour -> builder(src, out, nodes to keep float)
+Builder = Callable[[Path, Path, Sequence[str]], None]
+FLAVOURS = ("cpu", "trt")
+WEIGHT_ROUNDINGS = ("gptq", "nearest")
+DEFAULT_WEIGHT_ROUNDING = "gptq"
+
+
+def builder(flavour: str, ranges: TensorRanges, weights: dict[str, np.ndarray] | None = None, *,
+            reduce_range: bool = False) -> Builder:
+    """The builder of ``flavour`` (``cpu``: CPU-fast U8S8 QDQ; ``trt``: TensorRT-ready QDQ)."""
+    from edge_se.quantize.cpu_int8 import quantize_cpu
+    from edge_se.quantize.gptq import with_weights
+    from edge_se.quantize.qdq_trt import quantize_trt
+
+    if flavour not in FLAVOURS:
+        raise ValueError(f"unknown INT8 flavour {flavour!r}; expected one of {FLAVOURS}")
+
+    def quantize(src: Path, out: Path, keep: Sequence[str]) -> dict:
+        if flavour == "cpu":
+            return quantize_cpu(src, out, ranges, list(keep), reduce_range=reduce_range)
+        return quantize_trt(src, out, ranges, list(keep))
+
+    def build(src: Path, out: Path, keep: Sequence[str]) -> dict:
+        if not weights:
+            return quantize(src, out, keep)
+        with tempfile.TemporaryDirectory(prefix="edge-se-gptq-") as tmp:
+            rounded = with_weights(src, Path(tmp) / "model.onnx", weights, keep)
+            return quantize(rounded, out, keep)
+
+    return build
+
+
+def rounded_weights(rounding: str, model_path: Path, batches) -> dict[str, np.ndarray] | None:
+    """GPTQ weights for ``rounding == "gptq"``, ``None`` (round-to-nearest) for ``"nearest"``."""
+    from edge_se.errors import InputError
+
+    if rounding not in WEIGHT_ROUNDINGS:
+        raise InputError(f"unknown weight rounding {rounding!r}; expected one of {', '.join(WEIGHT_ROUNDINGS)}")
+    if rounding == "nearest":
+        return None
+    from edge_se.quantize.gptq import gptq_weights
+
+    return gptq_weights(model_path, batches)
+
+
+__all__ = ["DEFAULT_WEIGHT_ROUNDING", "FLAVOURS", "WEIGHT_ROUNDINGS", "builder", "rounded_weights"]

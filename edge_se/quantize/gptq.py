@@ -1,0 +1,198 @@
+"""Error-compensating INT8 weight rounding (GPTQ; Frantar et al., ICLR 2023), for Conv and Gemm.
+
+Round-to-nearest per-channel INT8 weights cost the digits nets ~39 dB of logit SQNR on their own,
+enough to flip 0.1-0.2 % of digits-hard predictions. GPTQ rounds a layer's weights one input
+column at a time and spreads each column's rounding error over the columns not yet rounded,
+weighted by the inverse of the layer's input second-moment matrix ``H = E[x x^T]`` measured on
+the calibration set, so the layer's *output* error is minimised rather than each weight's.
+
+The grid stays the one every quantizer uses (symmetric per output channel, ``scale = max|w| /
+127``): each row's largest-magnitude weight is never moved, so it lands on +-127 again and ONNX
+Runtime's quantizer, given the rounded weights ``q * scale``, recomputes the same scale and
+recovers exactly ``q``. Only the TensorRT-ready and CPU-fast QDQ files carry these weights; the
+TensorRT calibration cache is for ``model.onnx``, whose weights TensorRT rounds itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+QMAX = 127
+DAMP = 0.01  # relative diagonal damping of H (GPTQ's default)
+
+
+@dataclass
+class _Layer:
+    node: str
+    op: str
+    weight: str
+    x: str
+    groups: int = 1
+    kernel: tuple[int, int] = (1, 1)
+    strides: tuple[int, int] = (1, 1)
+    dilations: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    trans_b: int = 0
+    h: np.ndarray | None = None   # [G, K, K] summed x x^T
+    count: int = 0
+
+
+def _attr(node, name: str, default):
+    import onnx
+
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def _layers(model) -> list[_Layer]:
+    inits = {i.name: i for i in model.graph.initializer}
+    users: dict[str, int] = {}
+    for n in model.graph.node:
+        for t in n.input:
+            users[t] = users.get(t, 0) + 1
+    out = []
+    for n in model.graph.node:
+        if n.op_type not in ("Conv", "Gemm") or len(n.input) < 2 or n.input[1] not in inits or users[n.input[1]] != 1:
+            continue
+        w = inits[n.input[1]]
+        if n.op_type == "Conv":
+            if len(w.dims) != 4 or _attr(n, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                continue
+            k = tuple(int(d) for d in w.dims[2:])
+            out.append(_Layer(n.name, "Conv", w.name, n.input[0], groups=int(_attr(n, "group", 1)), kernel=k,
+                              strides=tuple(_attr(n, "strides", [1, 1])), dilations=tuple(_attr(n, "dilations", [1, 1])),
+                              pads=tuple(_attr(n, "pads", [0, 0, 0, 0]))))
+        elif _attr(n, "transA", 0) == 0 and len(w.dims) == 2:
+            out.append(_Layer(n.name, "Gemm", w.name, n.input[0], trans_b=int(_attr(n, "transB", 0))))
+    return out
+
+
+def _patches(layer: _Layer, x: np.ndarray) -> np.ndarray:
+    """Layer inputs as rows ``[M, G, K]`` matching the weight layout ``[O, C/G * kh * kw]``."""
+    if layer.op == "Gemm":
+        return x.reshape(len(x), 1, -1)
+    n, c = x.shape[:2]
+    t, l, b, r = layer.pads
+    x = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
+    (kh, kw), (dh, dw), (sh, sw) = layer.kernel, layer.dilations, layer.strides
+    win = np.lib.stride_tricks.sliding_window_view(x, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+    win = win[:, :, ::sh, ::sw, ::dh, ::dw]                     # N, C, Ho, Wo, kh, kw
+    g = layer.groups
+    p = win.transpose(0, 2, 3, 1, 4, 5).reshape(-1, g, (c // g) * kh * kw)
+    return np.ascontiguousarray(p, dtype=np.float32)
+
+
+def _accumulate(layer: _Layer, x: np.ndarray) -> None:
+    p = _patches(layer, x).astype(np.float64)
+    h = np.einsum("mgk,mgj->gkj", p, p)
+    layer.h = h if layer.h is None else layer.h + h
+    layer.count += p.shape[0]
+
+
+def _weight_rows(layer: _Layer, w: np.ndarray) -> np.ndarray:
+    """The weight as ``[G, O/G, K]`` (rows = output channels, columns = the layer's inputs)."""
+    if layer.op == "Gemm":
+        w2 = w if layer.trans_b else w.T
+        return w2[None].astype(np.float64)
+    o = w.shape[0]
+    return w.reshape(layer.groups, o // layer.groups, -1).astype(np.float64)
+
+
+def _from_rows(layer: _Layer, rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if layer.op == "Gemm":
+        w2 = rows[0]
+        return (w2 if layer.trans_b else w2.T).reshape(shape)
+    return rows.reshape(shape)
+
+
+def round_rows(w: np.ndarray, h: np.ndarray, damp: float = DAMP) -> tuple[np.ndarray, np.ndarray]:
+    """GPTQ on ``w [G, R, K]`` with input moments ``h [G, K, K]``; returns ``(q int, scale [G, R])``.
+
+    The scale is each row's ``max|w| / 127``; the largest weight of each row is never updated."""
+    g, r, k = w.shape
+    w = w.copy()
+    scale = np.abs(w).max(axis=2) / QMAX
+    scale[scale == 0] = 1.0
+    pin = np.zeros_like(w, dtype=bool)
+    np.put_along_axis(pin, np.abs(w).argmax(axis=2)[..., None], True, axis=2)
+    free = (~pin).astype(np.float64)
+    h = h.copy()
+    diag = np.einsum("gkk->gk", h)
+    dead = diag <= 0
+    for gi in range(g):
+        h[gi][dead[gi], dead[gi]] = 1.0
+    w[np.broadcast_to(dead[:, None, :], w.shape)] = 0.0
+    mean_diag = np.einsum("gkk->gk", h).mean(axis=1)
+    h += (damp * mean_diag)[:, None, None] * np.eye(k)[None]
+    hinv = np.linalg.inv(h)
+    u = np.linalg.cholesky(hinv).transpose(0, 2, 1)  # upper: hinv = u^T u
+    q = np.zeros_like(w)
+    for j in range(k):
+        col = w[:, :, j]
+        qj = np.clip(np.rint(col / scale), -QMAX, QMAX)
+        q[:, :, j] = qj
+        err = (col - qj * scale) / u[:, j, j][:, None]
+        if j + 1 < k:
+            w[:, :, j + 1:] -= err[:, :, None] * u[:, j, None, j + 1:] * free[:, :, j + 1:]
+    return q, scale
+
+
+def gptq_weights(model_path: str | Path, batches: Iterable[np.ndarray], damp: float = DAMP) -> dict[str, np.ndarray]:
+    """GPTQ-rounded weights (``q * scale``, float32) of every Conv/Gemm of the FP32 model, by
+    initializer name, from the layers' inputs on ``batches`` (one pass of the FP32 model)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    model = onnx.load(str(model_path))
+    layers = _layers(model)
+    if not layers:
+        return {}
+    outputs = {o.name for o in model.graph.output}
+    for name in {ly.x for ly in layers} - outputs:
+        model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    inp = sess.get_inputs()[0].name
+    for batch in batches:
+        vals = dict(zip(names, sess.run(names, {inp: np.ascontiguousarray(batch, dtype=np.float32)})))
+        for ly in layers:
+            _accumulate(ly, vals[ly.x])
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    out = {}
+    for ly in layers:
+        if ly.h is None:
+            continue
+        w = inits[ly.weight]
+        q, scale = round_rows(_weight_rows(ly, w), ly.h / max(ly.count, 1), damp)
+        out[ly.weight] = _from_rows(ly, q * scale[..., None], w.shape).astype(np.float32)
+    return out
+
+
+def with_weights(model_path: str | Path, out_path: str | Path, weights: dict[str, np.ndarray],
+                 keep_nodes: Sequence[str] = ()) -> Path:
+    """Copy of the model with ``weights`` swapped in, except for the weights of ``keep_nodes``
+    (layers a policy keeps in float keep their original weights)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(model_path))
+    keep = set(keep_nodes)
+    skip = {t for n in model.graph.node if n.name in keep for t in n.input}
+    for init in model.graph.initializer:
+        if init.name in weights and init.name not in skip:
+            init.CopyFrom(numpy_helper.from_array(weights[init.name], init.name))
+    onnx.save_model(model, str(out_path))
+    return Path(out_path)
+
+
+__all__ = ["gptq_weights", "round_rows", "with_weights"]
