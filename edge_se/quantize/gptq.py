@@ -23,6 +23,8 @@ import numpy as np
 
 QMAX = 127
 DAMP = 0.01  # relative diagonal damping of H (GPTQ's default)
+BLOCK = 128  # columns per lazy-update block (GPTQ's default)
+CHUNK = 8  # samples per forward pass (se_resnet50 at 224: ~4.3 GB peak RSS at 8)
 
 
 @dataclass
@@ -89,8 +91,8 @@ def _patches(layer: _Layer, x: np.ndarray) -> np.ndarray:
 
 
 def _accumulate(layer: _Layer, x: np.ndarray) -> None:
-    p = _patches(layer, x).astype(np.float64)
-    h = np.einsum("mgk,mgj->gkj", p, p)
+    p = _patches(layer, x).transpose(1, 0, 2)  # G, M, K (float32: single-precision BLAS per batch)
+    h = np.matmul(p.transpose(0, 2, 1), p).astype(np.float64)  # G, K, K, summed over batches in float64
     layer.h = h if layer.h is None else layer.h + h
     layer.count += p.shape[0]
 
@@ -111,7 +113,7 @@ def _from_rows(layer: _Layer, rows: np.ndarray, shape: tuple[int, ...]) -> np.nd
     return rows.reshape(shape)
 
 
-def round_rows(w: np.ndarray, h: np.ndarray, damp: float = DAMP) -> tuple[np.ndarray, np.ndarray]:
+def round_rows(w: np.ndarray, h: np.ndarray, damp: float = DAMP, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """GPTQ on ``w [G, R, K]`` with input moments ``h [G, K, K]``; returns ``(q int, scale [G, R])``.
 
     The scale is each row's ``max|w| / 127``; the largest weight of each row is never updated."""
@@ -133,13 +135,21 @@ def round_rows(w: np.ndarray, h: np.ndarray, damp: float = DAMP) -> tuple[np.nda
     hinv = np.linalg.inv(h)
     u = np.linalg.cholesky(hinv).transpose(0, 2, 1)  # upper: hinv = u^T u
     q = np.zeros_like(w)
-    for j in range(k):
-        col = w[:, :, j]
-        qj = np.clip(np.rint(col / scale), -QMAX, QMAX)
-        q[:, :, j] = qj
-        err = (col - qj * scale) / u[:, j, j][:, None]
-        if j + 1 < k:
-            w[:, :, j + 1:] -= err[:, :, None] * u[:, j, None, j + 1:] * free[:, :, j + 1:]
+    # GPTQ's lazy batch updates: columns are rounded one by one inside a block of BLOCK columns,
+    # and the block's errors reach the columns after it in one matrix product
+    for b0 in range(0, k, block):
+        b1 = min(b0 + block, k)
+        err_block = np.zeros((g, r, b1 - b0))
+        for j in range(b0, b1):
+            col = w[:, :, j]
+            qj = np.clip(np.rint(col / scale), -QMAX, QMAX)
+            q[:, :, j] = qj
+            err = (col - qj * scale) / u[:, j, j][:, None]
+            err_block[:, :, j - b0] = err
+            if j + 1 < b1:
+                w[:, :, j + 1:b1] -= err[:, :, None] * u[:, j, None, j + 1:b1] * free[:, :, j + 1:b1]
+        if b1 < k:
+            w[:, :, b1:] -= np.matmul(err_block, u[:, b0:b1, b1:]) * free[:, :, b1:]
     return q, scale
 
 
@@ -164,9 +174,11 @@ def gptq_weights(model_path: str | Path, batches: Iterable[np.ndarray], damp: fl
     names = [o.name for o in sess.get_outputs()]
     inp = sess.get_inputs()[0].name
     for batch in batches:
-        vals = dict(zip(names, sess.run(names, {inp: np.ascontiguousarray(batch, dtype=np.float32)})))
-        for ly in layers:
-            _accumulate(ly, vals[ly.x])
+        for i in range(0, len(batch), CHUNK):  # every layer's input is held at once: keep chunks small
+            vals = dict(zip(names, sess.run(names, {inp: np.ascontiguousarray(batch[i:i + CHUNK], dtype=np.float32)})))
+            for ly in layers:
+                _accumulate(ly, vals[ly.x])
+            del vals
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     out = {}
     for ly in layers:

@@ -161,16 +161,19 @@ def evaluation_data(bundle, spec, *, images=None, labels=None, digits=False, lim
                 f"--digits needs a digits net (input 1x32x32), this bundle's input is {'x'.join(map(str, shape[1:]))}; "
                 f"pass --images DIR --labels FILE instead"
             )
-        from edge_se.data.digits import digits_arrays, digits_hard
+        from edge_se.data.digits import augment, digits_arrays, digits_hard
 
         x, y = digits_hard(seed)
         n = limit or DEFAULT_DIGITS_LIMIT
         x, y = x[:n], y[:n]
         cx, cy = digits_arrays("train", seed=0)
+        # deployment-matched calibration (calibration/README.md): training digits under the
+        # training augmentation, the conditions digits-hard measures
+        cx = augment(cx[:CALIBRATION_SAMPLES], np.random.default_rng([seed, 0xCA1]))
         sx, sy = digits_hard(seed + 1)  # the same held-out digits under other augmentations
         return EvalData(x, y, f"{len(x)} digits-hard test images (held-out digits, augmented, seed {seed})",
-                        cx[:CALIBRATION_SAMPLES], cy[:CALIBRATION_SAMPLES],
-                        f"{min(len(cx), CALIBRATION_SAMPLES)} digits of the training split",
+                        cx, cy[:CALIBRATION_SAMPLES],
+                        f"{len(cx)} digits of the training split under the training augmentation",
                         sx[:n], sy[:n])
     if labels is not None and images is None:
         raise InputError("--labels needs --images DIR (the images the labels describe)")

@@ -32,6 +32,18 @@ def test_rounding_stays_on_the_per_channel_grid_and_pins_each_row_maximum():
     np.testing.assert_array_equal(np.take_along_axis(q, top, 2), np.rint(np.take_along_axis(w, top, 2) / scale[..., None]))
 
 
+def test_lazy_block_updates_equal_column_by_column_updates():
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(3, 5, 40))
+    x = rng.normal(size=(300, 40)) @ rng.normal(size=(40, 40))
+    h = np.stack([x.T @ x / len(x)] * 3)
+    q1, s1 = round_rows(w, h, block=1)
+    for block in (7, 16, 1000):
+        qb, sb = round_rows(w, h, block=block)
+        np.testing.assert_array_equal(qb, q1)
+        np.testing.assert_array_equal(sb, s1)
+
+
 def test_uncorrelated_inputs_give_round_to_nearest():
     w = np.random.default_rng(1).normal(size=(1, 8, 12))
     q, _ = round_rows(w, np.eye(12)[None], damp=0.0)
