@@ -41,6 +41,7 @@ CACHE_ARTIFACT = "model.int8.calib.cache"
 RANGES_FILE = "model.int8.ranges.json"
 CALIB_BATCH = 32
 N_NUMERICS = 64  # calibration-distribution samples used for the INT8 numerics check
+LOW_INT8_SHARE = 0.25  # auto keeping more than 3/4 of the MACs float gets a note
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -247,6 +248,12 @@ def quantize_int8(
             if policy == "auto" and not decisions[artifact].details.get("budget_met", True):
                 progress.info(f"[yellow]note[/yellow]: policy auto could not meet --max-drop {max_drop} on "
                               f"{artifact} even with every candidate block in float; the result is recorded as is")
+            share = decisions[artifact].int8_mac_share
+            if policy == "auto" and share is not None and share < LOW_INT8_SHARE:
+                progress.info(f"[yellow]note[/yellow]: to meet --max-drop {max_drop}, auto keeps "
+                              f"{100 * (1 - share):.0f} % of the multiply-accumulates of {artifact} in float, so it "
+                              "will run little faster than FP32; a looser --max-drop, another --method or "
+                              "quantization-aware training are the ways forward")
         timings["policy"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         with progress.stage("Writing the TensorRT QDQ and CPU INT8 models"):
