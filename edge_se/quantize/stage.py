@@ -227,6 +227,14 @@ def quantize_int8(
             progress.info("[yellow]note[/yellow]: policy auto measures its budget on the calibration set itself "
                           "(in-sample, usually easy); pass --eval with a held-out labelled set")
 
+        one_flip = 100.0 / len(eval_x)
+        if policy == "auto" and one_flip > max_drop * policies.AUTO_SELECTION_MARGIN:
+            need = int(np.ceil(100.0 / (max_drop * policies.AUTO_SELECTION_MARGIN)))
+            progress.info(f"[yellow]note[/yellow]: one changed prediction in {len(eval_x)} evaluation samples is "
+                          f"{one_flip:.3g} points, more than auto's target of {max_drop * policies.AUTO_SELECTION_MARGIN:.3g} "
+                          f"(half of --max-drop); counted flips cannot resolve it, so auto leans on its margin-model "
+                          f"estimate: pass --eval with at least {need} samples for a budget this tight")
+
         t0 = time.perf_counter()
         with progress.stage(f"Rounding weights ({weight_rounding})"):
             weights = flavours.rounded_weights(weight_rounding, prepared, calibration.batches(CALIB_BATCH))
