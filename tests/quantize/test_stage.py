@@ -70,6 +70,24 @@ def test_auto_decides_for_each_flavour_on_its_own_model(export_cached, copy_bund
     assert [s["sqnr_db"] for s in cpu] != [s["sqnr_db"] for s in trt]
 
 
+def test_auto_says_when_the_eval_set_is_too_small_and_when_little_stays_int8(export_cached, copy_bundle,
+                                                                               small_calib, monkeypatch, capsys):
+    from edge_se import progress
+    from edge_se.quantize import stage
+
+    monkeypatch.setattr(progress, "_quiet", False)
+    monkeypatch.setattr(stage, "LOW_INT8_SHARE", 1.01)  # any share counts as low
+    bundle = stage.quantize_int8(copy_bundle(export_cached("bam_digits", (1, 1, 32, 32))), small_calib,
+                                 policy="auto", max_drop=100.0, weight_rounding="nearest")
+    err = " ".join(capsys.readouterr().err.split())
+    assert "one changed prediction in 32 evaluation samples is 3.12 points" not in err  # 3.12 < 50: resolvable
+    assert "keeps 0 % of the multiply-accumulates of model.int8.cpu.onnx in float" in err
+    stage.quantize_int8(bundle, small_calib, policy="auto", max_drop=0.1, weight_rounding="nearest")
+    err = " ".join(capsys.readouterr().err.split())
+    assert "one changed prediction in 32 evaluation samples is 3.12 points" in err
+    assert "at least 2000 samples" in err
+
+
 def test_cli_fp16_adds_a_validated_artifact(export_cached, copy_bundle):
     bundle = copy_bundle(export_cached("se_digits", (1, 1, 32, 32)))
     assert main(["-q", "quantize", str(bundle.root), "--precision", "fp16"]) == 0
