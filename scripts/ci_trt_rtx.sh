@@ -13,7 +13,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 VENV="${TRT_RTX_VENV:-/tmp/edge-se-trt-rtx-venv}"
-MODELS="${EDGE_SE_TRT_MODELS:-$(mktemp -d /tmp/edge-se-trt-models.XXXXXX)}"
+if [ -n "${EDGE_SE_TRT_MODELS:-}" ]; then
+  MODELS="$EDGE_SE_TRT_MODELS"
+else  # a temp folder of ~2 GB of exported models: removed on exit
+  MODELS="$(mktemp -d /tmp/edge-se-trt-models.XXXXXX)"
+  trap 'rm -rf "$MODELS"' EXIT
+fi
 cd "$ROOT"
 
 if [ ! -x "$VENV/bin/python" ]; then
