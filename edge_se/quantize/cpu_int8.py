@@ -25,7 +25,6 @@ from typing import Sequence
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from edge_se.quantize._ort import quantize_with_ranges
 from edge_se.quantize.ranges import TensorRanges
@@ -74,36 +73,24 @@ def _quantize(model_path, out_path, ranges, nodes_to_exclude, reduce_range, quan
     )
 
 
-def _reduce_axes(model: onnx.ModelProto, node: onnx.NodeProto) -> list[int] | None:
-    for a in node.attribute:
-        if a.name == "axes":
-            return list(a.ints)
-    if len(node.input) > 1 and node.input[1]:
-        for init in model.graph.initializer:
-            if init.name == node.input[1]:
-                return [int(v) for v in numpy_helper.to_array(init).reshape(-1)]
-    return None
-
-
 def spatial_means_to_global_pool(model: onnx.ModelProto) -> int:
     """Rewrite 4-D ``ReduceMean(axes=[2,3] or [-2,-1], keepdims=1)`` to ``GlobalAveragePool`` in
     place (same node name and output tensor); returns how many were rewritten."""
+    from edge_se.quantize.patterns import _Graph
+
     inferred = onnx.shape_inference.infer_shapes(model)
     rank = {v.name: len(v.type.tensor_type.shape.dim) for v in list(inferred.graph.value_info) + list(inferred.graph.input)
             if v.type.tensor_type.HasField("shape")}
-    count = 0
-    for i, n in enumerate(model.graph.node):
-        if n.op_type != "ReduceMean" or rank.get(n.input[0]) != 4:
-            continue
-        keep = next((a.i for a in n.attribute if a.name == "keepdims"), 1)
-        axes = _reduce_axes(model, n)
-        if keep != 1 or axes is None or sorted(int(np.int64(a) % 4) for a in axes) != [2, 3]:
-            continue
-        pool = onnx.helper.make_node("GlobalAveragePool", [n.input[0]], list(n.output), name=n.name)
-        model.graph.node.remove(n)
-        model.graph.node.insert(i, pool)
-        count += 1
-    return count
+    g = _Graph(model)
+    spatial = [
+        i for i, n in enumerate(g.nodes)
+        if n.op_type == "ReduceMean" and rank.get(n.input[0]) == 4 and (g.attr(i, "keepdims") in (None, 1))
+        and (axes := g.reduce_axes(i)) is not None and sorted(int(np.int64(a) % 4) for a in axes) == [2, 3]
+    ]
+    for i in spatial:
+        n = model.graph.node[i]
+        n.CopyFrom(onnx.helper.make_node("GlobalAveragePool", [n.input[0]], list(n.output), name=n.name))
+    return len(spatial)
 
 
 __all__ = ["FORMATS", "quantize_cpu"]

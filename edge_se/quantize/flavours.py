@@ -49,17 +49,22 @@ def builder(flavour: str, ranges: TensorRanges, weights: dict[str, np.ndarray] |
     return build
 
 
-def rounded_weights(rounding: str, model_path: Path, batches) -> dict[str, np.ndarray] | None:
-    """GPTQ weights for ``rounding == "gptq"``, ``None`` (round-to-nearest) for ``"nearest"``."""
+def check_weight_rounding(rounding: str) -> str:
     from edge_se.errors import InputError
 
     if rounding not in WEIGHT_ROUNDINGS:
         raise InputError(f"unknown weight rounding {rounding!r}; expected one of {', '.join(WEIGHT_ROUNDINGS)}")
-    if rounding == "nearest":
+    return rounding
+
+
+def rounded_weights(rounding: str, model_path: Path, batches) -> dict[str, np.ndarray] | None:
+    """GPTQ weights for ``rounding == "gptq"``, ``None`` (round-to-nearest) for ``"nearest"``."""
+    if check_weight_rounding(rounding) == "nearest":
         return None
     from edge_se.quantize.gptq import gptq_weights
 
     return gptq_weights(model_path, batches)
 
 
-__all__ = ["DEFAULT_WEIGHT_ROUNDING", "FLAVOURS", "WEIGHT_ROUNDINGS", "builder", "rounded_weights"]
+__all__ = ["DEFAULT_WEIGHT_ROUNDING", "FLAVOURS", "WEIGHT_ROUNDINGS", "builder", "check_weight_rounding",
+           "rounded_weights"]

@@ -21,6 +21,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from edge_se.quantize.patterns import node_attr
+
 QMAX = 127
 DAMP = 0.01  # relative diagonal damping of H (GPTQ's default)
 BLOCK = 128  # columns per lazy-update block (GPTQ's default)
@@ -29,7 +31,6 @@ CHUNK = 8  # samples per forward pass (se_resnet50 at 224: ~4.3 GB peak RSS at 8
 
 @dataclass
 class _Layer:
-    node: str
     op: str
     weight: str
     x: str
@@ -41,15 +42,6 @@ class _Layer:
     trans_b: int = 0
     h: np.ndarray | None = None   # [G, K, K] summed x x^T
     count: int = 0
-
-
-def _attr(node, name: str, default):
-    import onnx
-
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
 
 
 def _layers(model) -> list[_Layer]:
@@ -64,14 +56,14 @@ def _layers(model) -> list[_Layer]:
             continue
         w = inits[n.input[1]]
         if n.op_type == "Conv":
-            if len(w.dims) != 4 or _attr(n, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            if len(w.dims) != 4 or node_attr(n, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
                 continue
             k = tuple(int(d) for d in w.dims[2:])
-            out.append(_Layer(n.name, "Conv", w.name, n.input[0], groups=int(_attr(n, "group", 1)), kernel=k,
-                              strides=tuple(_attr(n, "strides", [1, 1])), dilations=tuple(_attr(n, "dilations", [1, 1])),
-                              pads=tuple(_attr(n, "pads", [0, 0, 0, 0]))))
-        elif _attr(n, "transA", 0) == 0 and len(w.dims) == 2:
-            out.append(_Layer(n.name, "Gemm", w.name, n.input[0], trans_b=int(_attr(n, "transB", 0))))
+            out.append(_Layer("Conv", w.name, n.input[0], groups=int(node_attr(n, "group", 1)), kernel=k,
+                              strides=tuple(node_attr(n, "strides", [1, 1])), dilations=tuple(node_attr(n, "dilations", [1, 1])),
+                              pads=tuple(node_attr(n, "pads", [0, 0, 0, 0]))))
+        elif node_attr(n, "transA", 0) == 0 and len(w.dims) == 2:
+            out.append(_Layer("Gemm", w.name, n.input[0], trans_b=int(node_attr(n, "transB", 0))))
     return out
 
 
@@ -157,28 +149,18 @@ def gptq_weights(model_path: str | Path, batches: Iterable[np.ndarray], damp: fl
     """GPTQ-rounded weights (``q * scale``, float32) of every Conv/Gemm of the FP32 model, by
     initializer name, from the layers' inputs on ``batches`` (one pass of the FP32 model)."""
     import onnx
-    import onnxruntime as ort
     from onnx import numpy_helper
+
+    from edge_se.quantize.ranges import tensor_values
 
     model = onnx.load(str(model_path))
     layers = _layers(model)
     if not layers:
         return {}
-    outputs = {o.name for o in model.graph.output}
-    for name in {ly.x for ly in layers} - outputs:
-        model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    inp = sess.get_inputs()[0].name
-    for batch in batches:
-        for i in range(0, len(batch), CHUNK):  # every layer's input is held at once: keep chunks small
-            vals = dict(zip(names, sess.run(names, {inp: np.ascontiguousarray(batch[i:i + CHUNK], dtype=np.float32)})))
-            for ly in layers:
-                _accumulate(ly, vals[ly.x])
-            del vals
+    # every layer's input is held at once: CHUNK samples per run keeps that bounded
+    for _, values in tensor_values(model, [ly.x for ly in layers], batches, chunk=CHUNK):
+        for ly in layers:
+            _accumulate(ly, values[ly.x])
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     out = {}
     for ly in layers:

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import onnx
@@ -121,6 +121,14 @@ def module_path(node_name: str) -> str | None:
             path.extend(comp.split("."))
         last = comp
     return ".".join(path)
+
+
+def node_attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+    """The value of attribute ``name`` of ``node`` (``default`` when it is not set)."""
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
 
 
 class _Graph:
@@ -226,10 +234,7 @@ class _Graph:
         return seen
 
     def attr(self, i: int, name: str):
-        for a in self.nodes[i].attribute:
-            if a.name == name:
-                return onnx.helper.get_attribute_value(a)
-        return None
+        return node_attr(self.nodes[i], name)
 
     def reduce_axes(self, i: int) -> tuple[int, ...] | None:
         n = self.nodes[i]

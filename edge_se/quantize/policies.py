@@ -136,6 +136,8 @@ def weighted_macs(model: onnx.ModelProto) -> dict[str, int]:
     """Multiply-accumulates per sample of every named Conv/ConvTranspose/Gemm/MatMul node."""
     import onnx
 
+    from edge_se.quantize.patterns import node_attr
+
     inferred = onnx.shape_inference.infer_shapes(model)
     shapes: dict[str, list[int | None]] = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
@@ -158,20 +160,16 @@ def weighted_macs(model: onnx.ModelProto) -> dict[str, int]:
         if n.op_type == "Conv":
             per_out = int(np.prod(w[1:]))
         elif n.op_type == "Gemm":
-            per_out = int(w[1] if _trans_b(n) else w[0])
+            per_out = int(w[1] if node_attr(n, "transB", 0) else w[0])
         else:
             per_out = int(w[-2])
         macs[n.name] = int(np.prod(out[1:])) * per_out
     return macs
 
 
-def _trans_b(node) -> bool:
-    return any(a.name == "transB" and a.i for a in node.attribute)
-
-
-def int8_mac_share(model: onnx.ModelProto, kept_nodes: list[str]) -> float | None:
-    """Fraction of the weighted-op MACs not kept in float (``None`` when shapes are unknown)."""
-    macs = weighted_macs(model)
+def int8_mac_share(macs: dict[str, int], kept_nodes: list[str]) -> float | None:
+    """Fraction of the weighted-op MACs (:func:`weighted_macs`) not kept in float (``None`` when
+    shapes are unknown)."""
     total = sum(macs.values())
     if total == 0:
         return None
@@ -206,6 +204,7 @@ def decide(
     check_policy(policy)
     model = onnx.load(str(model_path), load_external_data=False)
     gates = gate_blocks(model)
+    macs = weighted_macs(model)
     if policy == "all":
         decision = PolicyDecision("all", [], gates_found=len(gates))
     elif policy == "keep-gates":
@@ -217,8 +216,8 @@ def decide(
             raise InputError(f"--max-drop must be >= 0 (accuracy points), got {max_drop}")
         if rank not in RANKS:
             raise InputError(f"unknown auto ranking {rank!r}; expected one of {', '.join(RANKS)}")
-        decision = _auto(model, Path(model_path), builder, x, labels, max_drop, len(gates), rank)
-    decision.int8_mac_share = int8_mac_share(model, decision.kept_nodes)
+        decision = _auto(model, Path(model_path), builder, x, labels, max_drop, len(gates), rank, macs)
+    decision.int8_mac_share = int8_mac_share(macs, decision.kept_nodes)
     return decision
 
 
@@ -263,6 +262,7 @@ def _auto(
     max_drop: float,
     gates_found: int,
     rank: str,
+    macs: dict[str, int],
 ) -> PolicyDecision:
     blocks = candidate_blocks(model)
     all_nodes = [n.name for n in model.graph.node if n.name]
@@ -280,7 +280,7 @@ def _auto(
             only = set(b.nodes)
             m = measure([n for n in all_nodes if n not in only])
             sensitivity.append({"block": b.name, "kind": b.kind, "sqnr_db": m["sqnr_db"], "agreement": m["agreement"]})
-        order = _rank(blocks, sensitivity, weighted_macs(model), rank)
+        order = _rank(blocks, sensitivity, macs, rank)
         target = max_drop * AUTO_SELECTION_MARGIN
         steps: list[dict[str, Any]] = []
         results: dict[int, dict[str, Any]] = {}

@@ -23,7 +23,7 @@ import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -227,6 +227,29 @@ def _session_for(model: Any, workdir: Path) -> Any:
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
+def tensor_values(
+    model: Any, names: Iterable[str], batches: Iterable[np.ndarray], chunk: int | None = None,
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Run ``model`` (a loaded single-input ModelProto; ``names`` are added to its outputs) on ONNX
+    Runtime CPU over ``batches``, ``chunk`` samples at a time when given, and yield
+    ``(samples, {name: value})`` per run. Models over ~1.8 GB go through external data."""
+    import onnx
+
+    input_name = model.graph.input[0].name
+    outputs = {o.name for o in model.graph.output}
+    wanted = list(dict.fromkeys(names))
+    for name in wanted:
+        if name not in outputs:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    with tempfile.TemporaryDirectory(prefix="edge-se-tensors-") as tmp:
+        sess = _session_for(model, Path(tmp))
+        for batch in batches:
+            step = chunk or max(len(batch), 1)
+            for i in range(0, len(batch), step):
+                part = np.ascontiguousarray(batch[i : i + step], dtype=np.float32)
+                yield int(part.shape[0]), dict(zip(wanted, sess.run(wanted, {input_name: part})))
+
+
 def collect_statistics(model_path: str | Path, batches: Iterable[np.ndarray]) -> TensorStatistics:
     """Run the FP32 model over ``batches`` (arrays for its single input) and histogram every tensor."""
     import onnx
@@ -236,24 +259,13 @@ def collect_statistics(model_path: str | Path, batches: Iterable[np.ndarray]) ->
         raise InputError(
             f"{model_path} has {len(model.graph.input)} inputs; INT8 calibration supports single-input models"
         )
-    input_name = model.graph.input[0].name
     names = activation_tensors(model)
-    outputs = {o.name for o in model.graph.output}
-    for name in names:
-        if name not in outputs:
-            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     hists = {n: _Histogram() for n in names}
     samples = 0
-    with tempfile.TemporaryDirectory(prefix="edge-se-calib-") as tmp:
-        sess = _session_for(model, Path(tmp))
-        out_names = [o.name for o in sess.get_outputs()]
-        for batch in batches:
-            batch = np.ascontiguousarray(batch, dtype=np.float32)
-            values = sess.run(out_names, {input_name: batch})
-            for n, v in zip(out_names, values):
-                if n in hists:
-                    hists[n].add(v)
-            samples += int(batch.shape[0])
+    for count, values in tensor_values(model, names, batches):
+        for n, v in values.items():
+            hists[n].add(v)
+        samples += count
     if samples == 0:
         raise CalibrationError("the calibration set yielded no samples; pass a set with at least one image")
     return TensorStatistics(hists=hists, samples=samples)
@@ -280,4 +292,5 @@ __all__ = [
     "collect_statistics",
     "load_ranges",
     "save_ranges",
+    "tensor_values",
 ]

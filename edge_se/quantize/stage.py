@@ -27,7 +27,7 @@ import numpy as np
 from edge_se import progress
 from edge_se.bundle import Bundle
 from edge_se.errors import BundleError, CalibrationError, CheckFailed, InputError
-from edge_se.quantize.flavours import DEFAULT_WEIGHT_ROUNDING, WEIGHT_ROUNDINGS
+from edge_se.quantize.flavours import DEFAULT_WEIGHT_ROUNDING
 from edge_se.quantize.ranges import DEFAULT_PERCENTILE, METHODS
 
 PRECISIONS = ("fp16", "int8")
@@ -198,8 +198,7 @@ def quantize_int8(
     from edge_se.quantize.ranges import collect_statistics, save_ranges
     from edge_se.quantize.trt_cache import CalibrationCache, write_cache
 
-    if weight_rounding not in WEIGHT_ROUNDINGS:
-        raise InputError(f"unknown weight rounding {weight_rounding!r}; expected one of {', '.join(WEIGHT_ROUNDINGS)}")
+    flavours.check_weight_rounding(weight_rounding)
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r}; expected one of {', '.join(METHODS)}")
     policies.check_policy(policy)
@@ -227,13 +226,14 @@ def quantize_int8(
             progress.info("[yellow]note[/yellow]: policy auto measures its budget on the calibration set itself "
                           "(in-sample, usually easy); pass --eval with a held-out labelled set")
 
+        target = max_drop * policies.AUTO_SELECTION_MARGIN
         one_flip = 100.0 / len(eval_x)
-        if policy == "auto" and one_flip > max_drop * policies.AUTO_SELECTION_MARGIN:
-            need = int(np.ceil(100.0 / (max_drop * policies.AUTO_SELECTION_MARGIN)))
+        if policy == "auto" and one_flip > target:
             progress.info(f"[yellow]note[/yellow]: one changed prediction in {len(eval_x)} evaluation samples is "
-                          f"{one_flip:.3g} points, more than auto's target of {max_drop * policies.AUTO_SELECTION_MARGIN:.3g} "
-                          f"(half of --max-drop); counted flips cannot resolve it, so auto leans on its margin-model "
-                          f"estimate: pass --eval with at least {need} samples for a budget this tight")
+                          f"{one_flip:.3g} points, more than auto's target of {target:.3g} "
+                          f"({policies.AUTO_SELECTION_MARGIN:g} x --max-drop); counted flips cannot resolve it, so auto leans on its margin-model "
+                          f"estimate: pass --eval with at least {int(np.ceil(100.0 / target))} samples for a budget "
+                          "this tight")
 
         t0 = time.perf_counter()
         with progress.stage(f"Rounding weights ({weight_rounding})"):
@@ -243,25 +243,16 @@ def quantize_int8(
         trt_builder = flavours.builder("trt", ranges, weights)
 
         t0 = time.perf_counter()
-        decisions = {}
-        for artifact, builder in ((CPU_ARTIFACT, cpu_builder), (TRT_ARTIFACT, trt_builder)):
-            # auto measures each flavour on its own model: they quantize different tensors
-            if policy != "auto" and decisions:
-                decisions[artifact] = next(iter(decisions.values()))
-                continue
-            what = f" for {artifact}" if policy == "auto" else ""
-            with progress.stage(f"Applying precision policy '{policy}'{what}"):
-                decisions[artifact] = policies.decide(policy, prepared, builder=builder, x=eval_x, labels=eval_y,
-                                                      max_drop=max_drop, rank=auto_rank or policies.DEFAULT_RANK)
-            if policy == "auto" and not decisions[artifact].details.get("budget_met", True):
-                progress.info(f"[yellow]note[/yellow]: policy auto could not meet --max-drop {max_drop} on "
-                              f"{artifact} even with every candidate block in float; the result is recorded as is")
-            share = decisions[artifact].int8_mac_share
-            if policy == "auto" and share is not None and share < LOW_INT8_SHARE:
-                progress.info(f"[yellow]note[/yellow]: to meet --max-drop {max_drop}, auto keeps "
-                              f"{100 * (1 - share):.0f} % of the multiply-accumulates of {artifact} in float, so it "
-                              "will run little faster than FP32; a looser --max-drop, another --method or "
-                              "quantization-aware training are the ways forward")
+        if policy != "auto":  # all / keep-gates: decided on the graph alone, the same for both files
+            decision = policies.decide(policy, prepared)
+            decisions = {CPU_ARTIFACT: decision, TRT_ARTIFACT: decision}
+        else:  # auto measures each file on its own model: they quantize different tensors
+            decisions = {}
+            for artifact, builder in ((CPU_ARTIFACT, cpu_builder), (TRT_ARTIFACT, trt_builder)):
+                with progress.stage(f"Applying precision policy 'auto' for {artifact}"):
+                    decisions[artifact] = policies.decide(policy, prepared, builder=builder, x=eval_x, labels=eval_y,
+                                                          max_drop=max_drop, rank=auto_rank or policies.DEFAULT_RANK)
+                _auto_notes(decisions[artifact], artifact, max_drop)
         timings["policy"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         with progress.stage("Writing the TensorRT QDQ and CPU INT8 models"):
@@ -310,6 +301,19 @@ def quantize_int8(
         bundle.record_check(c)
     bundle.save()
     return bundle
+
+
+def _auto_notes(decision: Any, artifact: str, max_drop: float) -> None:
+    """Say when ``auto`` missed its budget, or met it by keeping most of the MACs in float."""
+    if not decision.details.get("budget_met", True):
+        progress.info(f"[yellow]note[/yellow]: policy auto could not meet --max-drop {max_drop} on "
+                      f"{artifact} even with every candidate block in float; the result is recorded as is")
+    share = decision.int8_mac_share
+    if share is not None and share < LOW_INT8_SHARE:
+        progress.info(f"[yellow]note[/yellow]: to meet --max-drop {max_drop}, auto keeps "
+                      f"{100 * (1 - share):.0f} % of the multiply-accumulates of {artifact} in float, so it "
+                      "will run little faster than FP32; a looser --max-drop, another --method or "
+                      "quantization-aware training are the ways forward")
 
 
 def _eval_data(calibration: Any, evaluation: Any) -> tuple[np.ndarray, np.ndarray | None, str]:

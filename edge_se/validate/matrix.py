@@ -204,6 +204,13 @@ def _bundle_artifact(bundle, precision: str, policy: str | None) -> tuple[str, P
     return None
 
 
+def _kept_info(decision: dict[str, Any] | None) -> dict[str, Any]:
+    """Report fields of a policy decision (``PolicyDecision.to_dict()``, as the manifest keeps it)."""
+    decision = decision or {}
+    return {"kept_in_float": [b["name"] for b in decision.get("kept_in_float", [])],
+            "int8_mac_share": decision.get("int8_mac_share")}
+
+
 def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -> tuple[list[Variant], list[str]]:
     """The artifacts to measure: the bundle's, plus created FP16/INT8 variants it lacks."""
     notes: list[str] = []
@@ -233,9 +240,7 @@ def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -
         for policy in policies:
             found = _bundle_artifact(bundle, "int8", policy)
             if found:
-                rec = bundle.artifact(found[0]).get("kept_in_float") or {}
-                info = {"kept_in_float": [b["name"] for b in rec.get("kept_in_float", [])],
-                        "int8_mac_share": rec.get("int8_mac_share")}
+                info = _kept_info(bundle.artifact(found[0]).get("kept_in_float"))
                 variants.append(Variant("int8", policy, found[1], False, found[0], info))
                 continue
             if build is None:
@@ -256,18 +261,14 @@ def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -
             decision = decide(policy, named, builder=build, x=sel_x, labels=sel_y)
             out = art_dir / f"model.int8.cpu.{policy}.onnx"
             build(named, out, decision.kept_nodes)
-            kept = [b.name for b in decision.kept_blocks]
-            variants.append(Variant("int8", policy, out, True, out.name,
-                                    {"kept_in_float": kept, "int8_mac_share": decision.int8_mac_share}))
+            variants.append(Variant("int8", policy, out, True, out.name, _kept_info(decision.to_dict())))
         trt = bundle.artifacts.get("model.int8.trt.onnx")
         if trt is not None and trt.get("format") == "onnx":
             # the TensorRT-ready QDQ file also runs on ONNX Runtime: its accuracy, measured here,
             # is what the TensorRT engine built from it should reach
-            rec = trt.get("kept_in_float") or {}
             variants.append(Variant("int8", f"{trt.get('policy') or 'all'} [trt-qdq]",
                                     bundle.verify("model.int8.trt.onnx"), False, "model.int8.trt.onnx",
-                                    {"kept_in_float": [b["name"] for b in rec.get("kept_in_float", [])],
-                                     "int8_mac_share": rec.get("int8_mac_share")}))
+                                    _kept_info(trt.get("kept_in_float"))))
     return variants, notes
 
 
