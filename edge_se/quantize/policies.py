@@ -222,13 +222,13 @@ def decide(
 
 
 #: ``auto`` stops when the selection data shows at most this fraction of ``--max-drop``; the rest
-#: is held back for data the selection did not see. Flips are rare, clustered events (20
-#: augmentations of one borderline digit flip together), and the greedy stop is optimistic: on the
-#: digits nets, selecting at the full budget on one digits-hard draw overshot it by up to 0.08
-#: points on another, and selecting at half of it on 18,000 samples by counted flips alone (CBAM,
-#: TensorRT file: 0.050 %) measured 0.122 % on a third draw; the budget therefore also takes the
-#: margin-model estimate, whose spread across draws is several times smaller.
-AUTO_SELECTION_MARGIN = 0.5
+#: is held back for data the selection did not see. Flips are rare, clustered events (the 20
+#: augmentations of one borderline digit flip together), so a *true* rate near the budget still
+#: overshoots it on many draws. Measured on cbam_digits' TensorRT file: the prefix selected at half
+#: the budget (0.050 % on seeds 1+2, margin model 0.042-0.060 % on every draw) counted 0.022,
+#: 0.044, 0.056 and 0.111 % on four other 9,000-sample draws. At 0.3 of the budget (about 2.7
+#: expected flips per 9,000), one draw exceeding 0.1 % needs 3-4x the expected count.
+AUTO_SELECTION_MARGIN = 0.3
 
 
 def _budget_drop(m: dict[str, Any], use_labels: bool) -> float:
