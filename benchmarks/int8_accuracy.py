@@ -59,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     progress.set_quiet(True)
 
-    calib = calibration_from(args.calib)
     x, y = digits_hard(seed=0)
     sel = [digits_hard(seed=s) for s in (1, 2)]
     xs, ys = np.concatenate([a for a, _ in sel]), np.concatenate([b for _, b in sel])
@@ -67,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="edge-se-bench-") as tmp:
         tmp = Path(tmp)
+        calib = calibration_from(args.calib, tmp)
         for attn in args.nets:
             t0 = time.perf_counter()
             ckpt = Path(args.checkpoints) / f"{attn}_digits.pt" if args.checkpoints else cached_digits_checkpoint(attn)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 
 NAME = "quantize"
 ORDER = 30
@@ -92,8 +93,6 @@ def run(args: argparse.Namespace) -> int:
         stage._fp32_onnx(bundle)  # refuse a bundle without model.onnx before building a calibration set
         from edge_se.calibration.build import calibration_from
 
-        calib = calibration_from(args.calib)
-        evaluation = calibration_from(args.eval_set) if args.eval_set else None
         kwargs = {}
         if args.percentile is not None:
             kwargs["percentile"] = args.percentile
@@ -103,11 +102,15 @@ def run(args: argparse.Namespace) -> int:
             if (args.policy or stage.DEFAULT_POLICY) != "auto":
                 raise InputError(f"--auto-rank applies to --policy auto only, not {args.policy!r}")
             kwargs["auto_rank"] = args.auto_rank
-        stage.quantize_int8(
-            bundle, calib, policy=args.policy or stage.DEFAULT_POLICY, method=args.method or stage.DEFAULT_METHOD,
-            max_drop=args.max_drop, evaluation=evaluation, reduce_range=args.reduce_range,
-            trt_version=args.trt_cache_version, **kwargs,
-        )
+        # a spec is built into a temporary folder removed afterwards; a set folder is read in place
+        with tempfile.TemporaryDirectory(prefix="edge-se-calib-") as tmp:
+            calib = calibration_from(args.calib, tmp)
+            evaluation = calibration_from(args.eval_set, tmp) if args.eval_set else None
+            stage.quantize_int8(
+                bundle, calib, policy=args.policy or stage.DEFAULT_POLICY, method=args.method or stage.DEFAULT_METHOD,
+                max_drop=args.max_drop, evaluation=evaluation, reduce_range=args.reduce_range,
+                trt_version=args.trt_cache_version, **kwargs,
+            )
         added = [stage.TRT_ARTIFACT, stage.CPU_ARTIFACT, stage.CACHE_ARTIFACT]
     _print(bundle, added, args.json)
     return 0

@@ -281,7 +281,8 @@ def quantize_int8(
         "params": ranges.params,
         "set_sha256": calibration.sha256,
         "count": calibration.count,
-        "set": str(calibration.root),
+        "set": str(calibration.root),  # a temporary folder when `edge-se quantize` built it from a spec
+        "spec": {k: (calibration.manifest.get("spec") or {}).get(k) for k in ("path", "sha256")},
         "tensors": len(ranges.ranges),
     }
     common = dict(stage="quantize", format="onnx", precision="int8", policy=policy, calibration=calib_record,

@@ -42,8 +42,13 @@ def test_int8_manifest_records_policy_calibration_kept_nodes_and_checks(se_int8_
         se_int8_bundle.verify(name)
 
 
-def test_cli_int8_with_keep_gates_lists_the_kept_gates(export_cached, copy_bundle, capsys):
+def test_cli_int8_with_keep_gates_lists_the_kept_gates(export_cached, copy_bundle, capsys, tmp_path, monkeypatch):
+    import tempfile
+
     bundle = copy_bundle(export_cached("se_digits", (1, 1, 32, 32)))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     code = main(["-q", "quantize", str(bundle.root), "--precision", "int8", "--calib", str(DIGITS_SPEC),
                  "--policy", "keep-gates", "--method", "percentile", "--percentile", "99.9", "--json"])
     assert code == 0
@@ -54,6 +59,8 @@ def test_cli_int8_with_keep_gates_lists_the_kept_gates(export_cached, copy_bundl
     assert rec["policy"] == "keep-gates"
     assert rec["calibration"]["method"] == "percentile" and rec["calibration"]["params"] == {"percentile": 99.9}
     assert len(rec["kept_in_float"]["kept_nodes"]) == 35
+    assert rec["calibration"]["spec"]["path"] == str(DIGITS_SPEC) and len(rec["calibration"]["spec"]["sha256"]) == 64
+    assert list(scratch.iterdir()) == []  # the calibration set built from the spec was removed
 
 
 def test_auto_decides_for_each_flavour_on_its_own_model(export_cached, copy_bundle, small_calib):
