@@ -312,7 +312,7 @@ def _auto_notes(decision: Any, artifact: str, max_drop: float) -> None:
     share = decision.int8_mac_share
     if share is not None and share < LOW_INT8_SHARE:
         progress.info(f"[yellow]note[/yellow]: to meet --max-drop {max_drop}, auto keeps "
-                      f"{100 * (1 - share):.0f} % of the multiply-accumulates of {artifact} in float, so it "
+                      f"{100 * (1 - share):.1f} % of the multiply-accumulates of {artifact} in float, so it "
                       "will run little faster than FP32; a looser --max-drop, another --method or "
                       "quantization-aware training are the ways forward")
 
