@@ -231,6 +231,11 @@ def decide(
 AUTO_SELECTION_MARGIN = 0.3
 
 
+def selection_target(max_drop: float) -> float:
+    """The loss (points) ``auto`` selects against for a budget of ``max_drop`` points."""
+    return max_drop * AUTO_SELECTION_MARGIN
+
+
 def _budget_drop(m: dict[str, Any], use_labels: bool) -> float:
     """The budgeted loss in points: top-1 disagreement with FP32 (the larger of the counted and
     the margin-model estimate, :func:`~edge_se.quantize.metrics.expected_disagreement`), and the
@@ -281,7 +286,7 @@ def _auto(
             m = measure([n for n in all_nodes if n not in only])
             sensitivity.append({"block": b.name, "kind": b.kind, "sqnr_db": m["sqnr_db"], "agreement": m["agreement"]})
         order = _rank(blocks, sensitivity, macs, rank)
-        target = max_drop * AUTO_SELECTION_MARGIN
+        target = selection_target(max_drop)
         steps: list[dict[str, Any]] = []
         results: dict[int, dict[str, Any]] = {}
 
@@ -324,4 +329,4 @@ def _auto(
 
 
 __all__ = ["Block", "DEFAULT_MAX_DROP", "POLICIES", "PolicyDecision", "candidate_blocks", "check_policy", "decide", "gate_blocks",
-           "int8_mac_share", "weighted_macs"]
+           "int8_mac_share", "selection_target", "weighted_macs"]

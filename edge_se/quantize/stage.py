@@ -226,7 +226,7 @@ def quantize_int8(
             progress.info("[yellow]note[/yellow]: policy auto measures its budget on the calibration set itself "
                           "(in-sample, usually easy); pass --eval with a held-out labelled set")
 
-        target = max_drop * policies.AUTO_SELECTION_MARGIN
+        target = policies.selection_target(max_drop)
         one_flip = 100.0 / len(eval_x)
         if policy == "auto" and one_flip > target:
             progress.info(f"[yellow]note[/yellow]: one changed prediction in {len(eval_x)} evaluation samples is "
