@@ -17,16 +17,30 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from edge_se import __version__
 from edge_se.errors import BundleError, IntegrityError
+from edge_se.trust import confined_path, safe_sha256
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "edge-se-bundle"
 FORMAT_VERSION = 1
+LOCK_NAME = ".edge-se.lock"
+JOURNAL_NAME = ".edge-se.publish.json"
+#: a writing stage waits this long (seconds) for another one holding the bundle, then fails
+LOCK_TIMEOUT = float(os.environ.get("EDGE_SE_LOCK_TIMEOUT", "3600"))
+#: temporary folders edge-se makes (in the system temp folder or a bundle) carry their owner's PID
+#: after one of these prefixes, so a later run can remove those whose owner died
+TEMP_PREFIXES = ("edge-se-calib-", "edge-se-tensors-", "edge-se-gptq-", "edge-se-cpu-int8-", "edge-se-quant-",
+                 "edge-se-auto-")
+BUNDLE_TEMP_PREFIXES = (".quantize-", ".build-")
 
 
 # ----------------------------------------------------------------------------------- files
@@ -47,7 +61,7 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}-", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; published files get the usual mode
@@ -101,24 +115,101 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+# ------------------------------------------------------------------------- owned temp dirs
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else
+    return True
+
+
+def _owner_pid(name: str, prefix: str) -> int | None:
+    head = name[len(prefix):].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def sweep_stale(folder: str | os.PathLike[str], prefixes: Sequence[str], suffix: str = "") -> list[Path]:
+    """Remove entries ``<prefix><pid>-*<suffix>`` in ``folder`` whose owning process is gone.
+
+    Only names edge-se makes are touched; an entry whose owner still runs (or whose name carries
+    no PID) is left alone. Returns what was removed.
+    """
+    folder = Path(folder)
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        for prefix in prefixes:
+            if not entry.name.startswith(prefix) or not entry.name.endswith(suffix):
+                continue
+            pid = _owner_pid(entry.name, prefix)
+            if pid is None or pid == os.getpid() or _pid_alive(pid):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def sweep_temp() -> list[Path]:
+    """Remove stale edge-se folders from the system temp folder (owners that died, e.g. SIGKILL)."""
+    return sweep_stale(tempfile.gettempdir(), TEMP_PREFIXES)
+
+
+def owned_mkdtemp(prefix: str, dir: str | os.PathLike[str] | None = None) -> Path:
+    """``tempfile.mkdtemp`` whose name carries this process's PID (see :func:`sweep_stale`)."""
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=dir))
+
+
+@contextlib.contextmanager
+def owned_tempdir(prefix: str, dir: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """A temporary folder (PID in its name) removed on exit; stale ones of dead owners are swept first."""
+    sweep_stale(dir if dir is not None else tempfile.gettempdir(), [prefix])
+    path = owned_mkdtemp(prefix, dir)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------------- staging
+def is_bundle_dir(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` holds a parseable edge-se manifest (so edge-se made it)."""
+    try:
+        data = json.loads((Path(path) / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT_NAME
+
+
 @contextlib.contextmanager
 def staged_bundle_dir(out: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
     """Build a new bundle in a hidden sibling folder and move it onto ``out`` on success.
 
-    ``out`` must not exist, be empty, or be an existing bundle (replaced only with ``force``).
-    A folder holding other files is refused unless ``force``. On failure nothing is published.
+    ``out`` must not exist or be empty; an existing edge-se bundle is replaced only with
+    ``force``. Anything else (a folder edge-se did not make, a file) is refused, ``force`` or not.
+    On failure nothing is published.
     """
     out = Path(out)
-    if out.exists():
-        if not out.is_dir():
+    if out.exists() or out.is_symlink():
+        if out.is_symlink() or not out.is_dir():
             raise BundleError(f"output path {out} exists and is not a folder; choose another --out")
         entries = [p for p in out.iterdir()]
-        is_bundle = (out / MANIFEST_NAME).is_file()
-        if entries and not force:
-            what = "an existing edge-se bundle" if is_bundle else "a folder that is not an edge-se bundle"
+        if entries and not is_bundle_dir(out):
             raise BundleError(
-                f"output folder {out} already exists and is {what}; pass --force to replace it "
+                f"output folder {out} already exists and is not an edge-se bundle (no parseable {MANIFEST_NAME}); "
+                "edge-se never replaces a folder it did not make: choose another --out or empty it yourself"
+            )
+        if entries and not force:
+            raise BundleError(
+                f"output folder {out} already exists and is an edge-se bundle; pass --force to replace it "
                 "or choose another --out"
             )
     with staged_dir(out) as stage:
@@ -130,24 +221,190 @@ def staged_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a hidden staging folder beside ``out``; on success it replaces ``out`` by rename.
 
     On any exception the staging folder is removed and ``out`` is left as it was. Callers check
-    first whether ``out`` may be replaced.
+    first whether ``out`` may be replaced. Staging left by a killed run is removed first.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    sweep_stale(out.parent, [f".{out.name}.staging-", f".{out.name}.old-"])
+    stage = owned_mkdtemp(f".{out.name}.staging-", out.parent)
     os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700; the published folder gets the usual mode
     try:
         yield stage
         if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, trash / "old")
-            os.replace(stage, out)
+            with bundle_lock(out) if is_bundle_dir(out) else contextlib.nullcontext():
+                trash = owned_mkdtemp(f".{out.name}.old-", out.parent)
+                os.replace(out, trash / "old")
+                os.replace(stage, out)
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+# ------------------------------------------------------------------------------------- lock
+_held: dict[str, tuple[int, int]] = {}  # resolved bundle root -> (fd, depth), this process
+_held_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def bundle_lock(root: str | os.PathLike[str], timeout: float | None = None) -> Iterator[None]:
+    """Exclusive lock on a bundle for a writing stage (``fcntl.flock`` on ``root/.edge-se.lock``).
+
+    Re-entrant within a process. Another process holding it is waited for, with a message
+    naming its PID, for ``timeout`` seconds (default :data:`LOCK_TIMEOUT`), then a one-line error.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): writing stages run unlocked there
+        yield
+        return
+    key = str(Path(root).resolve())
+    with _held_guard:
+        if key in _held:
+            fd, depth = _held[key]
+            _held[key] = (fd, depth + 1)
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                fd, depth = _held[key]
+                _held[key] = (fd, depth - 1)
+        return
+    path = Path(key) / LOCK_NAME
+    wait = LOCK_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + wait
+    said = False
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise BundleError(f"cannot lock bundle {root} ({e.strerror}); check that the folder is writable") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                raise BundleError(
+                    f"bundle {root} is being written by another edge-se process (PID {holder}); "
+                    "wait for it to finish, or stop it, then run again"
+                ) from None
+            if not said:
+                print(f"edge-se: waiting for PID {holder}, which is writing bundle {root} ...", file=sys.stderr)
+                said = True
+            time.sleep(0.2)
+            continue
+        try:  # the bundle may have been replaced (export --force) while we waited: lock the current one
+            if os.stat(path).st_ino != os.fstat(fd).st_ino:
+                raise FileNotFoundError
+        except FileNotFoundError:
+            os.close(fd)
+            continue
+        break
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    with _held_guard:
+        _held[key] = (fd, 1)
+    try:
+        yield
+    finally:
+        with _held_guard:
+            del _held[key]
+        os.close(fd)  # releases the flock
+
+
+def _read_pid(fd: int) -> str:
+    try:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, so a publish step is never cut in half."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda *a: caught.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            raise KeyboardInterrupt
+
+
+def recover(root: str | os.PathLike[str]) -> bool:
+    """Finish a publish step a killed stage left half done (its journal); True if one was found.
+
+    The journal names the staged files and the manifest that vouches for them; it is written
+    before the first file moves, so replaying it (moving what is still staged, then writing the
+    manifest) is always safe. Call with the bundle lock held.
+    """
+    root = Path(root)
+    journal = root / JOURNAL_NAME
+    if not journal.is_file():
+        return False
+    try:
+        data = json.loads(journal.read_text(encoding="utf-8"))
+        moves = [(confined_path(root, src, "journal entry"), confined_path(root, dst, "journal entry"))
+                 for src, dst in data["moves"]]
+        manifest = data["manifest"]
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+            raise ValueError("not a manifest")
+    except (OSError, ValueError, KeyError, TypeError, BundleError):
+        journal.unlink(missing_ok=True)  # never completed its own write: nothing moved yet
+        return False
+    for src, dst in moves:
+        if src.exists():
+            os.replace(src, dst)
+    atomic_write_json(root / MANIFEST_NAME, manifest)
+    journal.unlink(missing_ok=True)
+    return True
+
+
+def clean_bundle(root: str | os.PathLike[str]) -> list[str]:
+    """Recover an interrupted publish and remove every temporary entry edge-se left in and beside ``root``.
+
+    Only entries whose owning process is gone are removed; returns a line per thing done.
+    """
+    root = Path(root)
+    done = []
+    with bundle_lock(root):
+        if recover(root):
+            done.append(f"finished an interrupted publish in {root}")
+        for p in sweep_stale(root, BUNDLE_TEMP_PREFIXES):
+            done.append(f"removed {p}")
+        for p in sweep_stale_tmp_files(root):
+            done.append(f"removed {p}")
+    for p in sweep_stale(root.parent, [f".{root.name}.staging-", f".{root.name}.old-"]):
+        done.append(f"removed {p}")
+    for p in sweep_temp():
+        done.append(f"removed {p}")
+    return done
+
+
+def sweep_stale_tmp_files(folder: Path) -> list[Path]:
+    """Remove ``.<name>.<pid>-XXXX.tmp`` files of :func:`atomic_path` whose writer died."""
+    removed = []
+    for p in folder.iterdir():
+        name = p.name
+        if not (name.startswith(".") and name.endswith(".tmp") and p.is_file()):
+            continue
+        head = name[:-4].rsplit(".", 1)[-1]
+        pid = head.split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 # ----------------------------------------------------------------------------------- bundle
@@ -160,6 +417,7 @@ class Bundle:
     def __init__(self, root: str | os.PathLike[str], manifest: dict[str, Any]):
         self.root = Path(root)
         self.manifest = manifest
+        self._staged: dict[str, Path] = {}  # rel path -> staged file, while publishing
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -202,7 +460,48 @@ class Bundle:
         if not isinstance(manifest.get("artifacts"), dict):
             raise BundleError(f"{path} has no \"artifacts\" table; re-create the bundle with 'edge-se export'")
         manifest.setdefault("checks", [])
-        return cls(root, manifest)
+        bundle = cls(root, manifest)
+        bundle.check_manifest()
+        return bundle
+
+    def check_manifest(self) -> None:
+        """Refuse a manifest whose records are malformed or name files outside the bundle.
+
+        Every error is one line naming the field; nothing is trusted: paths must be relative and
+        stay inside the bundle, sha256 values must be 64 hex digits.
+        """
+        where = self.root / MANIFEST_NAME
+        m = self.manifest
+        if not isinstance(m.get("checks"), list):
+            raise BundleError(f"{where}: 'checks' must be a list; re-create the bundle")
+        for key in ("model", "preprocessing"):
+            if key in m and m[key] is not None and not isinstance(m[key], dict):
+                raise BundleError(f"{where}: '{key}' must be a table, found {type(m[key]).__name__}; re-create the bundle")
+        for name, rec in m["artifacts"].items():
+            field = f"artifacts[{name!r}]"
+            if not isinstance(rec, dict):
+                raise BundleError(f"{where}: {field} must be a table, found {type(rec).__name__}")
+            for key, kind in (("path", str), ("files", list), ("format", str), ("precision", str)):
+                if not isinstance(rec.get(key), kind):
+                    raise BundleError(f"{where}: {field}.{key} is missing or not a {kind.__name__}; re-create the bundle")
+            confined_path(self.root, rec["path"], f"{field}.path")
+            if not rec["files"]:
+                raise BundleError(f"{where}: {field}.files is empty; re-create the bundle")
+            for i, entry in enumerate(rec["files"]):
+                self._check_file_entry(entry, f"{field}.files[{i}]")
+            if rec["path"] not in [e["path"] for e in rec["files"]]:
+                raise BundleError(f"{where}: {field}.path {rec['path']!r} is not among its files; re-create the bundle")
+        labels = m.get("labels")
+        if labels is not None:
+            self._check_file_entry(labels, "labels")
+
+    def _check_file_entry(self, entry: object, field: str) -> None:
+        where = self.root / MANIFEST_NAME
+        if not isinstance(entry, dict):
+            raise BundleError(f"{where}: {field} must be a table with path and sha256, found {entry!r:.80}; "
+                              "re-create the bundle")
+        confined_path(self.root, entry.get("path"), f"{field}.path")
+        safe_sha256(entry.get("sha256"), f"{field}.sha256", str(where))
 
     # -- artifacts -----------------------------------------------------------------------
     @property
@@ -224,7 +523,7 @@ class Bundle:
         files = [name, *(extra_files or [])]
         entries = []
         for rel in files:
-            path = self.root / rel
+            path = self._staged.get(rel) or confined_path(self.root, rel, "artifact file")
             if not path.is_file():
                 raise BundleError(f"artifact file {path} is missing; the stage that writes it did not finish")
             entries.append({"path": rel, "sha256": sha256_file(path), "bytes": path.stat().st_size})
@@ -262,24 +561,70 @@ class Bundle:
         return out
 
     def path(self, name: str) -> Path:
-        """Absolute path of an artifact's main file (no verification)."""
-        return self.root / self.artifact(name)["path"]
+        """Absolute path of an artifact's main file (no verification; always inside the bundle)."""
+        return confined_path(self.root, self.artifact(name)["path"], f"artifacts[{name!r}].path")
 
     def verify(self, name: str) -> Path:
         """Check every file of artifact ``name`` against its manifest sha256; return its path."""
         record = self.artifact(name)
         for entry in record["files"]:
-            path = self.root / entry["path"]
-            if not path.is_file():
-                raise BundleError(f"artifact file {path} listed in {self.root / MANIFEST_NAME} is missing")
-            digest = sha256_file(path)
-            if digest != entry["sha256"]:
-                raise IntegrityError(
-                    f"sha256 mismatch for {path}: manifest says {entry['sha256'][:16]}..., file is "
-                    f"{digest[:16]}...; the file was modified or corrupted. Re-export the bundle, or "
-                    "pass --no-verify only if you trust the file"
-                )
-        return self.root / record["path"]
+            self.verify_file(entry)
+        return self.path(name)
+
+    def verify_file(self, entry: dict[str, Any]) -> Path:
+        """Check one ``{path, sha256}`` entry of the manifest (inside the bundle, hash matches)."""
+        path = confined_path(self.root, entry.get("path"), "file")
+        want = safe_sha256(entry.get("sha256"), f"sha256 of {entry.get('path')!r}", str(self.root / MANIFEST_NAME))
+        if not path.is_file():
+            raise BundleError(f"file {path} listed in {self.root / MANIFEST_NAME} is missing")
+        digest = sha256_file(path)
+        if digest != want:
+            raise IntegrityError(
+                f"sha256 mismatch for {path}: manifest says {want[:16]}..., file is "
+                f"{digest[:16]}...; the file was modified or corrupted. Re-export the bundle, or "
+                "pass --no-verify only if you trust the file"
+            )
+        return path
+
+    def file_entry(self, rel: str) -> dict[str, Any]:
+        """A ``{path, sha256, bytes}`` entry for a file already inside the bundle (or being published)."""
+        path = self._staged.get(rel) or confined_path(self.root, rel, "file")
+        return {"path": rel, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+    # -- writing -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writing(self) -> Iterator["Bundle"]:
+        """Hold the bundle's lock for a writing stage; the manifest is re-read once it is held.
+
+        Also finishes a publish a killed stage left half done, and removes its staging.
+        """
+        with bundle_lock(self.root):
+            recover(self.root)
+            sweep_stale(self.root, BUNDLE_TEMP_PREFIXES)
+            sweep_stale_tmp_files(self.root)
+            fresh = Bundle.open(self.root)
+            self.manifest = fresh.manifest
+            yield self
+
+    @contextlib.contextmanager
+    def publishing(self, staging: Path, files: Sequence[str]) -> Iterator["Bundle"]:
+        """Publish ``files`` from ``staging`` together with the manifest, as one step.
+
+        Inside the block, record the artifacts (``add_artifact`` hashes the staged files) and
+        checks. On a clean exit a journal (the new manifest and the moves) is written, the files
+        are moved into place and the manifest saved, with Ctrl-C held off; a kill in between is
+        finished by the next writer (:func:`recover`). On an exception nothing is published.
+        """
+        with bundle_lock(self.root):
+            self._staged = {rel: Path(staging) / rel for rel in files}
+            try:
+                yield self
+                moves = [(os.path.relpath(self._staged[rel], self.root), rel) for rel in files]
+            finally:
+                self._staged = {}
+            with _sigint_deferred():
+                atomic_write_json(self.root / JOURNAL_NAME, {"moves": moves, "manifest": self.manifest})
+                recover(self.root)
 
     # -- checks --------------------------------------------------------------------------
     def record_check(self, check: dict[str, Any]) -> None:

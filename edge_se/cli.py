@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge-se {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print(f"edge-se {args.command}: interrupted; no partial artifact was published", file=sys.stderr)
+        print(f"edge-se {args.command}: interrupted; every artifact is either published whole (with its manifest "
+              "entry) or not at all", file=sys.stderr)
         return 130
     except Exception as e:  # a bug: say so plainly, traceback on --debug
         if args.debug:

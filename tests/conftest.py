@@ -40,3 +40,43 @@ def export_cached(tmp_path_factory):
         return cache[key]
 
     return get
+
+
+USER_MODEL_SOURCE = '''
+import torch
+from torch import nn
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+def build():
+    return Tiny()
+'''
+
+
+@pytest.fixture(scope="session")
+def user_bundle(tmp_path_factory):
+    """A bundle exported by the real export stage from a user model file (1x3x16x16, 4 labels).
+
+    Returns ``(bundle_dir, model_file)``; tests copy the folder before changing it.
+    """
+    from edge_se import progress
+    from edge_se.export.pipeline import export_bundle
+
+    progress.set_quiet(True)
+    root = tmp_path_factory.mktemp("user-bundle")
+    model = root / "tiny_model.py"
+    model.write_text(USER_MODEL_SOURCE)
+    labels = root / "labels.txt"
+    labels.write_text("cat\ndog\nbird\nfish\n")
+    out = root / "bundle"
+    export_bundle(f"{model}:build", (1, 3, 16, 16), out, labels=labels)
+    return out, model

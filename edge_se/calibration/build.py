@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+from edge_se.bundle import owned_mkdtemp
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -196,7 +196,7 @@ def calibration_from(path_or_spec: CalibSpec | str | os.PathLike[str],
         spec = load_spec(p)
     stem = spec.spec_file.stem if spec.spec_file else "spec"
     if out_cache is None:
-        out = Path(tempfile.mkdtemp(prefix="edge-se-calib-")) / "set"
+        out = owned_mkdtemp("edge-se-calib-") / "set"
     else:
         out = Path(out_cache) / f"calib-{stem}-{_cache_key(spec)}"
         if (out / MANIFEST_NAME).is_file():

@@ -23,6 +23,7 @@ import numpy as np
 from edge_se.bundle import sha256_file
 from edge_se.errors import CalibrationError, IntegrityError
 from edge_se.preprocess import PreprocessSpec
+from edge_se.trust import confined_path
 
 FORMAT_NAME = "edge-se-calibration"
 FORMAT_VERSION = 1
@@ -68,7 +69,7 @@ class CalibrationSet:
     def labels(self) -> np.ndarray | None:
         """int64 class index per sample (into :attr:`classes`), or None for unlabelled sources."""
         rec = self.manifest.get("labels")
-        return None if not rec else np.load(self.root / rec["path"])
+        return None if not rec else np.load(confined_path(self.root, rec["path"], "labels"))
 
     @cached_property
     def sha256(self) -> str:
@@ -82,7 +83,7 @@ class CalibrationSet:
         pending: list[np.ndarray] = []
         have = 0
         for shard in self.manifest["shards"]:
-            arr = np.load(self.root / shard["path"], mmap_mode="r")
+            arr = np.load(confined_path(self.root, shard["path"], "shard"), mmap_mode="r")
             start = 0
             while start < len(arr):
                 take = min(batch_size - have, len(arr) - start)
@@ -97,7 +98,7 @@ class CalibrationSet:
 
     def array(self) -> np.ndarray:
         """All samples as one array of :attr:`shape`."""
-        return np.concatenate([np.load(self.root / s["path"]) for s in self.manifest["shards"]])
+        return np.concatenate([np.load(confined_path(self.root, s["path"], "shard")) for s in self.manifest["shards"]])
 
     def __len__(self) -> int:
         return self.count
@@ -125,9 +126,14 @@ def load_calibration_set(path: str | os.PathLike[str], verify: bool = True) -> C
             f"{mpath} has format_version {manifest.get('format_version')!r}, this edge-se reads {FORMAT_VERSION}; "
             "rebuild the set with 'edge-se calibrate SPEC --out DIR --force'"
         )
-    files = list(manifest["shards"]) + ([manifest["labels"]] if manifest.get("labels") else [])
+    shards = manifest.get("shards")
+    if not isinstance(shards, list) or not all(isinstance(s, dict) for s in shards):
+        raise CalibrationError(f"{mpath}: 'shards' must be a list of {{path, sha256}} tables; rebuild the set")
+    files = list(shards) + ([manifest["labels"]] if manifest.get("labels") else [])
     for rec in files:
-        f = root / rec["path"]
+        if not isinstance(rec, dict):
+            raise CalibrationError(f"{mpath}: labels must be a {{path, sha256}} table; rebuild the set")
+        f = confined_path(root, rec.get("path"), "calibration set file")
         if not f.is_file():
             raise CalibrationError(f"calibration set file {f} listed in {mpath} is missing; rebuild the set")
         if verify and sha256_file(f) != rec["sha256"]:

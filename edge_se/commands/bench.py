@@ -71,7 +71,15 @@ def run(args: argparse.Namespace) -> int:
             f"{args.concurrency}, {args.duration}"
         )
     rt = load_runtime(args)
-    feeds = rt.example_inputs(args.batch, seed=0)
+    for spec in rt.inputs:  # one call must take the whole batch, or the figures would be for chunks
+        lo, hi = spec.batch_range
+        if spec.static_batch is None and (args.batch < lo or (hi is not None and args.batch > hi)):
+            raise InputError(
+                f"--batch {args.batch} is outside the model's batch range [{lo}, {hi if hi is not None else 'inf'}] "
+                f"(input '{spec.name}', the engine's optimization profile); pass --batch between {lo} and "
+                f"{hi if hi is not None else 'inf'}, or rebuild the engine with a larger profile"
+            )
+    feeds = rt.example_inputs(args.batch, seed=0)  # refuses a batch above the memory bound before allocating
     if feeds is None:
         raise InputError("the model's input has dynamic dims other than the batch and the bundle records no "
                          "input shape; bench needs a bundle with model.input_shape")

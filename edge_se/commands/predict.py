@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 from pathlib import Path
 
 from edge_se.runtime.cli_args import add_runtime_arguments, load_runtime
@@ -46,10 +48,13 @@ def run(args: argparse.Namespace) -> int:
     images = _expand(args.images)
     rt = load_runtime(args)
     results = []
-    for start in range(0, len(images), args.batch):
-        chunk = images[start:start + args.batch]
-        ranked = top_k(rt.predict(chunk), args.top_k, rt.labels, softmax=not args.raw_scores)
-        results += [{"image": str(p), "top_k": [e._asdict() for e in entries]} for p, entries in zip(chunk, ranked)]
+    with warnings.catch_warnings(record=True) as caught:  # each runtime warning on one stderr line
+        for start in range(0, len(images), args.batch):
+            chunk = images[start:start + args.batch]
+            ranked = top_k(rt.predict(chunk), args.top_k, rt.labels, softmax=not args.raw_scores)
+            results += [{"image": str(p), "top_k": [e._asdict() for e in entries]} for p, entries in zip(chunk, ranked)]
+    for w in caught:
+        print(f"edge-se predict: warning: {w.message}", file=sys.stderr)
     info = rt.describe()
     if args.json:
         print(json.dumps({"runtime": info, "results": results}, indent=2))

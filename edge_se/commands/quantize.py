@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
+import math
+from edge_se.bundle import owned_tempdir
 
 NAME = "quantize"
 ORDER = 30
@@ -59,6 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fp16-io", action="store_true", help="fp16: make the model's inputs/outputs FP16 too")
     p.add_argument("--images", help="fp16: folder of real images for validation (default: scikit-learn's samples)")
     p.add_argument("--json", action="store_true", help="print the added artifacts and checks as JSON")
+    from edge_se.commands._reference_args import add_reference_arguments
+
+    add_reference_arguments(p)
 
 
 def _refuse(args: argparse.Namespace, names: list[str], precision: str) -> None:
@@ -73,15 +77,20 @@ def _refuse(args: argparse.Namespace, names: list[str], precision: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge_se.bundle import Bundle
+    from edge_se.commands._reference_args import reference_options
     from edge_se.errors import CalibrationError, InputError
     from edge_se.quantize import stage
 
+    if args.max_drop is not None and not (math.isfinite(args.max_drop) and 0 <= args.max_drop <= 100):
+        raise InputError(f"--max-drop must be a finite number of points between 0 and 100, got {args.max_drop}; "
+                         "e.g. --max-drop 0.2")
     bundle = Bundle.open(args.bundle)
     if args.precision == "fp16":
         _refuse(args, ["calib", "eval_set", "policy", "max_drop", "method", "percentile", "reduce_range",
                        "weight_rounding", "auto_rank"], "fp16")
         stage._fp32_onnx(bundle)
-        stage.quantize_fp16(bundle, keep_io_types=not args.fp16_io, images=args.images)
+        stage.quantize_fp16(bundle, keep_io_types=not args.fp16_io, images=args.images,
+                             reference=reference_options(args))
         added = [stage.FP16_ARTIFACT]
     else:
         _refuse(args, ["fp16_io", "images"], "int8")
@@ -103,13 +112,13 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"--auto-rank applies to --policy auto only, not {args.policy!r}")
             kwargs["auto_rank"] = args.auto_rank
         # a spec is built into a temporary folder removed afterwards; a set folder is read in place
-        with tempfile.TemporaryDirectory(prefix="edge-se-calib-") as tmp:
+        with owned_tempdir("edge-se-calib-") as tmp:
             calib = calibration_from(args.calib, tmp)
             evaluation = calibration_from(args.eval_set, tmp) if args.eval_set else None
             stage.quantize_int8(
                 bundle, calib, policy=args.policy or stage.DEFAULT_POLICY, method=args.method or stage.DEFAULT_METHOD,
                 max_drop=args.max_drop, evaluation=evaluation, reduce_range=args.reduce_range,
-                trt_version=args.trt_cache_version, **kwargs,
+                trt_version=args.trt_cache_version, reference=reference_options(args), **kwargs,
             )
         added = [stage.TRT_ARTIFACT, stage.CPU_ARTIFACT, stage.CACHE_ARTIFACT]
     _print(bundle, added, args.json)

@@ -20,6 +20,9 @@ EXAMPLES = """  edge-se validate bundles/se50
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", help="bundle folder")
     p.add_argument("--images", help="folder of real images (default: scikit-learn's sample images)")
+    from edge_se.commands._reference_args import add_reference_arguments
+
+    add_reference_arguments(p)
     try:
         from edge_se.validate.matrix import add_matrix_arguments
     except ImportError:
@@ -30,13 +33,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from edge_se import progress
     from edge_se.bundle import Bundle
+    from edge_se.commands._reference_args import reference_options
     from edge_se.validate.artifacts import validate_bundle
     from edge_se.validate.check import failed_summary
 
     bundle = Bundle.open(args.bundle)
-    with progress.stage(f"Validating {bundle.root}"):
-        checks = validate_bundle(bundle, images=args.images)
-    bundle.save()
+    with bundle.writing(), progress.stage(f"Validating {bundle.root}"):
+        checks = validate_bundle(bundle, images=args.images, reference=reference_options(args))
+        bundle.save()
     failed = [c for c in checks if not c["passed"]]
     print(f"{len(checks) - len(failed)}/{len(checks)} checks passed for {bundle.root}")
     if failed:

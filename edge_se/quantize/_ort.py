@@ -8,7 +8,7 @@ quantizer places Q/DQ and computes scales from exactly our ranges.
 from __future__ import annotations
 
 import logging
-import tempfile
+from edge_se.bundle import owned_tempdir
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -50,7 +50,7 @@ def quantize_with_ranges(
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        with tempfile.TemporaryDirectory(prefix="edge-se-quant-") as tmp:
+        with owned_tempdir("edge-se-quant-") as tmp:
             cache = Path(tmp) / "ranges.json"
             save_tensors_data(ranges.to_ort_tensors_data(), cache)
             quantize_static(

@@ -19,7 +19,7 @@ and the float ReduceMean between NHWC integer convolutions cost 10 ms of 26 ms o
 
 from __future__ import annotations
 
-import tempfile
+from edge_se.bundle import owned_tempdir
 from pathlib import Path
 from typing import Sequence
 
@@ -45,7 +45,7 @@ def quantize_cpu(
     """Write the CPU-fast INT8 model; returns the settings used (for the manifest)."""
     model = onnx.load(str(model_path))
     rewritten = spatial_means_to_global_pool(model)
-    with tempfile.TemporaryDirectory(prefix="edge-se-cpu-int8-") as tmp:
+    with owned_tempdir("edge-se-cpu-int8-") as tmp:
         src = Path(tmp) / "model.onnx"
         onnx.save_model(model, str(src))
         _quantize(src, out_path, ranges, nodes_to_exclude, reduce_range, quant_format, activation)

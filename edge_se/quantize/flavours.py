@@ -9,7 +9,7 @@ layers a policy keeps in float keeping their original weights.
 
 from __future__ import annotations
 
-import tempfile
+from edge_se.bundle import owned_tempdir
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -42,7 +42,7 @@ def builder(flavour: str, ranges: TensorRanges, weights: dict[str, np.ndarray] |
     def build(src: Path, out: Path, keep: Sequence[str]) -> dict:
         if not weights:
             return quantize(src, out, keep)
-        with tempfile.TemporaryDirectory(prefix="edge-se-gptq-") as tmp:
+        with owned_tempdir("edge-se-gptq-") as tmp:
             rounded = with_weights(src, Path(tmp) / "model.onnx", weights, keep)
             return quantize(rounded, out, keep)
 

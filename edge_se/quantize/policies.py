@@ -20,7 +20,7 @@ says so in the manifest and the report.
 
 from __future__ import annotations
 
-import tempfile
+from edge_se.bundle import owned_tempdir
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -273,7 +273,7 @@ def _auto(
     all_nodes = [n.name for n in model.graph.node if n.name]
     ref = run_onnx(model_path, x)
     use_labels = labels is not None
-    with tempfile.TemporaryDirectory(prefix="edge-se-auto-") as tmp:
+    with owned_tempdir("edge-se-auto-") as tmp:
         out = Path(tmp) / "probe.onnx"
 
         def measure(keep: list[str]) -> dict[str, Any]:

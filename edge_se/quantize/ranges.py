@@ -20,7 +20,7 @@ Methods (thresholds on ``|x|``, applied symmetrically and clipped to the observe
 from __future__ import annotations
 
 import json
-import tempfile
+from edge_se.bundle import owned_tempdir
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -241,7 +241,7 @@ def tensor_values(
     for name in wanted:
         if name not in outputs:
             model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    with tempfile.TemporaryDirectory(prefix="edge-se-tensors-") as tmp:
+    with owned_tempdir("edge-se-tensors-") as tmp:
         sess = _session_for(model, Path(tmp))
         for batch in batches:
             step = chunk or max(len(batch), 1)

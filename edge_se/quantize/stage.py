@@ -15,17 +15,15 @@ raises :class:`CheckFailed` (exit 1) and leaves neither the files nor manifest e
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from edge_se import progress
-from edge_se.bundle import Bundle
+from edge_se.bundle import Bundle, owned_mkdtemp, sweep_temp
 from edge_se.errors import BundleError, CalibrationError, CheckFailed, InputError
 from edge_se.quantize.flavours import DEFAULT_WEIGHT_ROUNDING
 from edge_se.quantize.ranges import DEFAULT_PERCENTILE, METHODS
@@ -68,7 +66,7 @@ def named_copy(fp32: Path, out: Path) -> Path:
     return out
 
 
-def _reference(bundle: Bundle, fp32: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+def _reference(bundle: Bundle, fp32: Path, options: Any = None) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """The PyTorch model when it can be rebuilt from the manifest, else the FP32 ONNX."""
     from edge_se.quantize.metrics import run_onnx
 
@@ -77,7 +75,7 @@ def _reference(bundle: Bundle, fp32: Path) -> tuple[Callable[[np.ndarray], np.nd
         from edge_se.validate.check import run_batched, torch_runner
         from edge_se.validate.reference import reference_module
 
-        run = torch_runner(reference_module(bundle))
+        run = torch_runner(reference_module(bundle, options))
 
         def torch_fn(x: np.ndarray) -> np.ndarray:
             return run_batched(run, x, 256)[0]
@@ -117,25 +115,30 @@ def _accuracy_check(artifact: str, path: Path, fp32: Path, x: np.ndarray, labels
             "reason": "", **m}
 
 
-def _publish(bundle: Bundle, staging: Path, files: Sequence[str]) -> None:
-    for name in files:
-        os.replace(staging / name, bundle.root / name)
-
-
 def _io(bundle: Bundle) -> dict[str, Any]:
     rec = bundle.artifact("model.onnx")
     return {"inputs": rec.get("inputs"), "outputs": rec.get("outputs"), "opset": rec.get("opset")}
 
 
 # ------------------------------------------------------------------------------- FP16
-def quantize_fp16(bundle: Bundle, *, keep_io_types: bool = True, images: str | Path | None = None) -> Bundle:
-    """Add ``model.fp16.onnx`` to ``bundle`` after checking it against PyTorch (FP16 tolerances)."""
+def quantize_fp16(
+    bundle: Bundle, *, keep_io_types: bool = True, images: str | Path | None = None, reference: Any = None
+) -> Bundle:
+    """Add ``model.fp16.onnx`` to ``bundle`` after checking it against PyTorch (FP16 tolerances).
+
+    Holds the bundle's lock throughout; the artifact and the manifest are published in one step.
+    """
+    with bundle.writing():
+        return _quantize_fp16(bundle, keep_io_types=keep_io_types, images=images, reference=reference)
+
+
+def _quantize_fp16(bundle: Bundle, *, keep_io_types: bool, images: str | Path | None, reference: Any) -> Bundle:
     from edge_se.preprocess import PreprocessSpec
     from edge_se.quantize.fp16 import convert_fp16
     from edge_se.validate.check import validation_inputs
 
     fp32 = _fp32_onnx(bundle)
-    staging = Path(tempfile.mkdtemp(prefix=".quantize-", dir=bundle.root))
+    staging = owned_mkdtemp(".quantize-", bundle.root)
     try:
         with progress.stage("Converting to FP16"):
             info = convert_fp16(fp32, staging / FP16_ARTIFACT, keep_io_types=keep_io_types)
@@ -143,23 +146,22 @@ def quantize_fp16(bundle: Bundle, *, keep_io_types: bool = True, images: str | P
         shape = bundle.manifest["model"]["input_shape"]
         sets, descs = validation_inputs(spec, shape, images=images, seed=bundle.manifest["model"].get("seed", 0))
         with progress.stage("Validating FP16 against the reference"):
-            ref_fn, ref_desc = _reference(bundle, fp32)
+            ref_fn, ref_desc = _reference(bundle, fp32, reference)
             checks = _numerics_checks(FP16_ARTIFACT, staging / FP16_ARTIFACT, ref_fn, ref_desc,
                                       {k: (v, descs[k]) for k, v in sets.items()}, "fp16")
         _fail_if_any(checks)
-        _publish(bundle, staging, [FP16_ARTIFACT])
+        io = _io(bundle)
+        if not keep_io_types:
+            for spec_list in (io["inputs"], io["outputs"]):
+                for t in spec_list or []:
+                    t["dtype"] = "float16"
+        with bundle.publishing(staging, [FP16_ARTIFACT]):
+            bundle.add_artifact(FP16_ARTIFACT, stage="quantize", format="onnx", precision="fp16", backend="onnxruntime",
+                                policy="fp32-ops-by-rule", source="model.onnx", fp16=info, **io)
+            for c in checks:
+                bundle.record_check(c)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    io = _io(bundle)
-    if not keep_io_types:
-        for spec_list in (io["inputs"], io["outputs"]):
-            for t in spec_list or []:
-                t["dtype"] = "float16"
-    bundle.add_artifact(FP16_ARTIFACT, stage="quantize", format="onnx", precision="fp16", backend="onnxruntime",
-                        policy="fp32-ops-by-rule", source="model.onnx", fp16=info, **io)
-    for c in checks:
-        bundle.record_check(c)
-    bundle.save()
     return bundle
 
 
@@ -184,6 +186,7 @@ def quantize_int8(
     trt_version: str = "8601",
     weight_rounding: str = DEFAULT_WEIGHT_ROUNDING,
     auto_rank: str | None = None,
+    reference: Any = None,
 ) -> Bundle:
     """Add the two INT8 flavours and the TensorRT cache to ``bundle`` from one calibration run.
 
@@ -192,6 +195,16 @@ def quantize_int8(
     accuracy is reported; else the calibration set is used). ``weight_rounding``: ``gptq``
     (error-compensating, from the calibration set; default) or ``nearest``.
     """
+    with bundle.writing():
+        return _quantize_int8(bundle, calibration, policy=policy, method=method, percentile=percentile,
+                              max_drop=max_drop, evaluation=evaluation, reduce_range=reduce_range,
+                              trt_version=trt_version, weight_rounding=weight_rounding, auto_rank=auto_rank,
+                              reference=reference)
+
+
+def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str, percentile: float,
+                   max_drop: float | None, evaluation: Any, reduce_range: bool, trt_version: str,
+                   weight_rounding: str, auto_rank: str | None, reference: Any) -> Bundle:
     from edge_se.calibration.dataset import check_matches
     from edge_se.quantize import policies
     from edge_se.quantize import flavours
@@ -212,7 +225,8 @@ def quantize_int8(
     if evaluation is not None:
         check_matches(evaluation, shape, pre)
     timings: dict[str, float] = {}
-    staging = Path(tempfile.mkdtemp(prefix=".quantize-", dir=bundle.root))
+    sweep_temp()
+    staging = owned_mkdtemp(".quantize-", bundle.root)
     try:
         prepared = named_copy(fp32, staging / "prepared.onnx")
         t0 = time.perf_counter()
@@ -264,7 +278,7 @@ def quantize_int8(
         timings["quantize"] = round(time.perf_counter() - t0, 3)
 
         with progress.stage("Validating INT8 against the reference"):
-            ref_fn, ref_desc = _reference(bundle, fp32)
+            ref_fn, ref_desc = _reference(bundle, fp32, reference)
             n = min(N_NUMERICS, len(eval_x))
             sets = {"eval": (eval_x[:n], f"first {n} of {eval_desc}")}
             checks = []
@@ -272,35 +286,34 @@ def quantize_int8(
                 checks += _numerics_checks(name, staging / name, ref_fn, ref_desc, sets, "int8")
                 checks.append(_accuracy_check(name, staging / name, fp32, eval_x, eval_y, eval_desc))
         _fail_if_any(checks)
-        _publish(bundle, staging, [TRT_ARTIFACT, CPU_ARTIFACT, CACHE_ARTIFACT, RANGES_FILE])
+        calib_record = {
+            "method": method,
+            "params": ranges.params,
+            "set_sha256": calibration.sha256,
+            "count": calibration.count,
+            "set": str(calibration.root),  # a temporary folder when `edge-se quantize` built it from a spec
+            "spec": {k: (calibration.manifest.get("spec") or {}).get(k) for k in ("path", "sha256")},
+            "tensors": len(ranges.ranges),
+        }
+        common = dict(stage="quantize", format="onnx", precision="int8", policy=policy, calibration=calib_record,
+                      weights={"rounding": weight_rounding, "layers_rounded": len(weights or {}),
+                               "grid": "int8 symmetric per output channel, scale = max|w| / 127"},
+                      source="model.onnx", **_io(bundle))
+        with bundle.publishing(staging, [TRT_ARTIFACT, CPU_ARTIFACT, CACHE_ARTIFACT, RANGES_FILE]):
+            bundle.add_artifact(TRT_ARTIFACT, backend="tensorrt", qdq=trt_info,
+                                kept_in_float=decisions[TRT_ARTIFACT].to_dict(),
+                                int8={"activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel"},
+                                **common)
+            bundle.add_artifact(CPU_ARTIFACT, backend="onnxruntime", int8=cpu_info,
+                                kept_in_float=decisions[CPU_ARTIFACT].to_dict(), **common)
+            bundle.add_artifact(CACHE_ARTIFACT, stage="quantize", format="tensorrt-calibration-cache", precision="int8",
+                                backend="tensorrt", extra_files=[RANGES_FILE], policy=None, header=cache.header,
+                                tensors=len(cache.scales), for_onnx="model.onnx", calibration=calib_record)
+            bundle.manifest.setdefault("timings", {}).update({f"quantize_{k}": v for k, v in timings.items()})
+            for c in checks:
+                bundle.record_check(c)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-    calib_record = {
-        "method": method,
-        "params": ranges.params,
-        "set_sha256": calibration.sha256,
-        "count": calibration.count,
-        "set": str(calibration.root),  # a temporary folder when `edge-se quantize` built it from a spec
-        "spec": {k: (calibration.manifest.get("spec") or {}).get(k) for k in ("path", "sha256")},
-        "tensors": len(ranges.ranges),
-    }
-    common = dict(stage="quantize", format="onnx", precision="int8", policy=policy, calibration=calib_record,
-                  weights={"rounding": weight_rounding, "layers_rounded": len(weights or {}),
-                           "grid": "int8 symmetric per output channel, scale = max|w| / 127"},
-                  source="model.onnx", **_io(bundle))
-    bundle.add_artifact(TRT_ARTIFACT, backend="tensorrt", qdq=trt_info, kept_in_float=decisions[TRT_ARTIFACT].to_dict(),
-                        int8={"activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel"},
-                        **common)
-    bundle.add_artifact(CPU_ARTIFACT, backend="onnxruntime", int8=cpu_info,
-                        kept_in_float=decisions[CPU_ARTIFACT].to_dict(), **common)
-    bundle.add_artifact(CACHE_ARTIFACT, stage="quantize", format="tensorrt-calibration-cache", precision="int8",
-                        backend="tensorrt", extra_files=[RANGES_FILE], policy=None, header=cache.header,
-                        tensors=len(cache.scales), for_onnx="model.onnx", calibration=calib_record)
-    bundle.manifest.setdefault("timings", {}).update({f"quantize_{k}": v for k, v in timings.items()})
-    for c in checks:
-        bundle.record_check(c)
-    bundle.save()
     return bundle
 
 

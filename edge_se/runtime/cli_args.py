@@ -8,7 +8,7 @@ BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt", "torchscript")
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """--backend, --precision, --artifact, --threads, ORT options, --no-verify, --warmup."""
+    """--backend, --precision, --artifact, --threads, ORT options, --no-verify, --warmup, --strict."""
     g = parser.add_argument_group("runtime")
     g.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
                    help="auto: TensorRT engine when TensorRT and a GPU are present, else ONNX Runtime")
@@ -32,6 +32,8 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
                    help="keep ONNX Runtime-optimized models here for faster later loads (a trusted folder)")
     g.add_argument("--no-verify", action="store_true",
                    help="skip the sha256 check of the artifact (only for files you trust)")
+    g.add_argument("--strict", action="store_true",
+                   help="refuse inputs holding NaN/Inf values (default: warn once per input)")
 
 
 def read_spec_file(path: str) -> dict:
@@ -69,6 +71,6 @@ def load_runtime(args: argparse.Namespace):
         args.bundle, args.backend, precision=args.precision, artifact=args.artifact, verify=not args.no_verify,
         warmup=args.warmup, threads=args.threads, inter_op_threads=args.inter_op_threads,
         graph_optimization=args.graph_optimization, execution_mode=args.execution_mode,
-        providers=args.providers, cache_dir=args.cache_dir, labels=args.labels,
+        providers=args.providers, cache_dir=args.cache_dir, labels=args.labels, strict=args.strict,
         preprocessing=read_spec_file(args.preprocessing) if args.preprocessing else None,
     )

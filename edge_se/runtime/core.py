@@ -9,6 +9,8 @@ threads. Importing this module imports neither torch nor the export code.
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Sequence
 
@@ -17,8 +19,13 @@ import numpy as np
 from edge_se.errors import BundleError, ImagesError, InputError
 from edge_se.preprocess import PreprocessSpec, list_images, preprocess_batch
 from edge_se.runtime.backends.base import Runner, TensorSpec
-from edge_se.runtime.batching import check_input, chunks, plan_batch
+from edge_se.runtime import batching
+from edge_se.runtime.batching import check_input, chunks, format_bytes, plan_batch, rows_within
 from edge_se.runtime.source import Source, resolve
+
+
+class NonFiniteInputWarning(RuntimeWarning):
+    """An input holds NaN or Inf values (given once per input and runtime; ``strict=True`` refuses them)."""
 
 
 class TopK(NamedTuple):
@@ -63,10 +70,13 @@ def top_k(scores: np.ndarray, k: int = 5, labels: Sequence[str] | None = None,
 class Runtime:
     """A loaded model ready to predict. Build it with :meth:`Runtime.load`."""
 
-    def __init__(self, runner: Runner, source: Source):
+    def __init__(self, runner: Runner, source: Source, *, strict: bool = False):
+        """``strict``: refuse inputs holding NaN/Inf values (InputError) instead of warning once."""
         self.runner = runner
         self.source = source
         self.warmup_runs = 0
+        self.strict = bool(strict)
+        self._warned_nonfinite: set[str] = set()
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
@@ -90,6 +100,7 @@ class Runtime:
         io_binding: bool | None = None,
         max_contexts: int = 4,
         cache_dir: str | os.PathLike[str] | None = None,
+        strict: bool = False,
     ) -> "Runtime":
         """Load a bundle folder or one ``.onnx`` / ``.engine`` / ``.plan`` / ``.ts`` file.
 
@@ -101,10 +112,15 @@ class Runtime:
         Runtime, torch); ``inter_op_threads``, ``graph_optimization``, ``execution_mode``,
         ``providers``, ``io_binding``: ONNX Runtime session options. ``max_contexts``: TensorRT
         execution contexts in the pool. ``cache_dir``: keep ONNX Runtime-optimized models there
-        for faster, leaner later loads (see :mod:`edge_se.runtime.ort_cache`).
+        for faster, leaner later loads (see :mod:`edge_se.runtime.ort_cache`). ``strict``: refuse
+        inputs holding NaN/Inf values (by default :meth:`run` warns once per input).
         """
         if not isinstance(warmup, int) or warmup < 0:
             raise InputError(f"warmup must be a non-negative integer, got {warmup!r}")
+        if cache_dir is not None:
+            from edge_se.runtime.ort_cache import check_cache_dir
+
+            check_cache_dir(cache_dir)
         source = resolve(path, backend, precision=precision, artifact=artifact, preprocessing=preprocessing,
                          labels=labels, verify=verify, sha256=sha256, defer=cache_dir is not None)
         if source.backend == "onnxruntime":
@@ -128,24 +144,35 @@ class Runtime:
                 from edge_se.runtime.backends.tensorrt import TensorRTBackend
 
                 runner = TensorRTBackend(source.path, inputs, outputs, max_contexts=max_contexts)
-        rt = cls(runner, source)
+        rt = cls(runner, source, strict=strict)
         rt.warm_up(warmup)
         return rt
 
     def example_inputs(self, batch: int | None = None, seed: int | None = None) -> dict[str, np.ndarray] | None:
         """Inputs of the model's shape: zeros, or seeded standard-normal values when ``seed`` is
-        given; ``batch`` defaults to the smallest the model takes. None if a dim is unknown."""
-        rng = np.random.default_rng(seed) if seed is not None else None
-        feeds = {}
+        given; ``batch`` defaults to the smallest the model takes. None if a dim is unknown.
+        A batch whose inputs would exceed :data:`~edge_se.runtime.batching.MAX_INPUT_BYTES` is
+        refused before anything is allocated."""
+        shapes = {}
         for spec in self.inputs:
             shape = _concrete_shape(spec, self.source)
             if shape is None:
                 return None
             if batch is not None:
                 shape = (batch, *shape[1:])
-            feeds[spec.name] = (np.zeros(shape, spec.dtype) if rng is None
-                                else rng.standard_normal(shape).astype(spec.dtype))
-        return feeds
+            shapes[spec.name] = (shape, spec.dtype)
+        row_bytes = sum(int(np.prod(s[1:], dtype=np.int64)) * d.itemsize for s, d in shapes.values())
+        rows = next(iter(shapes.values()))[0][0] if shapes else 0
+        if rows * row_bytes > batching.MAX_INPUT_BYTES:
+            name, (shape, dtype) = next(iter(shapes.items()))
+            raise InputError(
+                f"batch {rows} would make the model's inputs {format_bytes(rows * row_bytes)} (input '{name}' "
+                f"{list(shape)} {dtype.name}), above the {format_bytes(batching.MAX_INPUT_BYTES)} bound for one "
+                f"call; use a batch of at most {rows_within(row_bytes)}"
+            )
+        rng = np.random.default_rng(seed) if seed is not None else None
+        return {name: (np.zeros(shape, dtype) if rng is None else rng.standard_normal(shape).astype(dtype))
+                for name, (shape, dtype) in shapes.items()}
 
     def warm_up(self, runs: int = 1) -> int:
         """Run ``runs`` inferences on zeros of the model's smallest batch; returns runs done."""
@@ -225,15 +252,42 @@ class Runtime:
             raise InputError(f"expected a numpy array or a dict of arrays, got {type(feeds).__name__}")
         for spec in specs:
             check_input(feeds[spec.name], spec)
+            self._check_finite(spec.name, feeds[spec.name])
         n = {a.shape[0] for a in feeds.values()}
         if len(n) != 1:
             raise InputError(f"all inputs must have the same batch size, got {sorted(n)}")
-        plan = plan_batch(n.pop(), specs[0])
+        # above the model's batch range (a TensorRT profile) or the memory bound: model-sized chunks
+        row_bytes = sum(a[:1].nbytes for a in feeds.values())
+        plan = plan_batch(n.pop(), specs[0], split=True, max_rows=rows_within(row_bytes))
         names = [o.name for o in self.outputs]
         if plan.direct:
             return dict(zip(names, self.runner.infer(feeds)))
         parts = [self.runner.infer(part) for part in chunks(dict(feeds), plan)]
         return {name: np.concatenate([p[i] for p in parts])[: plan.n] for i, name in enumerate(names)}
+
+    def _check_finite(self, name: str, array: np.ndarray) -> None:
+        """Warn once per input (or refuse, when strict) about NaN/Inf values in a float input."""
+        if array.dtype.kind != "f":
+            return
+        with np.errstate(all="ignore"):
+            if np.isfinite(array.sum(dtype=np.float64)):  # one pass, no copy; NaN/Inf propagate
+                return
+        bad = ~np.isfinite(array)
+        count = int(np.count_nonzero(bad))
+        if count == 0:  # the sum overflowed, the values are finite
+            return
+        nans = int(np.count_nonzero(np.isnan(array)))
+        first = [int(i) for i in np.unravel_index(int(np.argmax(bad)), array.shape)]
+        what = (f"input '{name}' holds {nans} NaN and {count - nans} Inf value(s) of {array.size} "
+                f"(first at index {first})")
+        if self.strict:
+            raise InputError(f"{what}; the model's outputs would be meaningless: fix the input (its source or "
+                             "preprocessing), or drop strict=True (--strict) to only warn")
+        if name not in self._warned_nonfinite:
+            self._warned_nonfinite.add(name)
+            warnings.warn(f"{what}: the outputs for those samples are meaningless (warned once per input; "
+                          "strict=True / --strict refuses such inputs)", NonFiniteInputWarning,
+                          stacklevel=_caller_level())
 
     def predict(self, inputs: Any) -> np.ndarray:
         """The first output for arrays or images (paths, a folder, PIL images, uint8 HxWxC arrays)."""
@@ -264,6 +318,14 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _caller_level() -> int:
+    """``stacklevel`` of the first frame outside this module (the user's call to run/predict)."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _ort_runner(source: Source, options, cache_dir, verify: bool) -> Runner:

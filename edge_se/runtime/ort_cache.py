@@ -15,11 +15,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_se.bundle import atomic_path, atomic_write_json, sha256_file
+from edge_se.errors import InputError
+
+
+def check_cache_dir(cache_dir: str | Path) -> Path:
+    """Refuse a cache folder that is a file, lies under a file, or cannot be written (one line)."""
+    root = Path(cache_dir)
+    fix = "pass a folder (it is created when missing) or leave --cache-dir out"
+    if root.exists() and not root.is_dir():
+        raise InputError(f"cache folder {root} exists and is not a folder; {fix}")
+    parent = next((p for p in (root, *root.parents) if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise InputError(f"cache folder {root} cannot be created: {parent} is a file; {fix}")
+    return root
 
 
 def machine_tag() -> str:
@@ -67,6 +81,15 @@ class CacheEntry:
 
     def writer(self):
         """Context manager yielding the temporary path ONNX Runtime should save the optimized model to."""
+        check_cache_dir(self.model.parent)
+        try:
+            self.model.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cache folder {self.model.parent} cannot be created ({e.strerror or e}); "
+                             "pass a folder you can write to or leave --cache-dir out") from None
+        if not os.access(self.model.parent, os.W_OK | os.X_OK):
+            raise InputError(f"cache folder {self.model.parent} is not writable; "
+                             "pass a folder you can write to or leave --cache-dir out")
         return atomic_path(self.model)
 
     def seal(self, extra: dict) -> None:

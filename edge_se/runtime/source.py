@@ -18,6 +18,7 @@ import numpy as np
 from edge_se.bundle import Bundle, sha256_file
 from edge_se.errors import BundleError, InputError, IntegrityError
 from edge_se.preprocess import PreprocessSpec
+from edge_se.trust import confined_path
 from edge_se.runtime.backends.base import TensorSpec, dims_from
 from edge_se.runtime.backends.probe import require_tensorrt, require_torch, tensorrt_available
 
@@ -85,7 +86,10 @@ def read_labels(path: str | os.PathLike[str]) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"labels file {path} does not exist")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise BundleError(f"labels file {path} is not UTF-8 text (byte {e.start}); expected one class label per line") from None
     while lines and not lines[-1].strip():
         lines.pop()
     return [line.strip() for line in lines]
@@ -169,11 +173,11 @@ def _from_bundle(root, backend, precision, artifact, preprocessing, labels, veri
             if engines:
                 notes.append("bundle has TensorRT engines but TensorRT or a GPU is missing: using ONNX Runtime")
     _require(backend)
-    name = artifact or _pick(bundle, backend, precision, notes)
+    name = _pick(bundle, backend, precision, notes, artifact)
     record = bundle.artifact(name)
     if SUFFIXES.get(Path(name).suffix) != backend:
         raise InputError(f"artifact {name} cannot run on the {backend} backend")
-    file = bundle.root / record["path"]
+    file = bundle.path(name)
     if not file.is_file():
         raise BundleError(f"artifact file {file} listed in {bundle.root / 'manifest.json'} is missing")
     pending = None
@@ -188,7 +192,8 @@ def _from_bundle(root, backend, precision, artifact, preprocessing, labels, veri
         spec = _preprocessing(bundle.manifest["preprocessing"], f"{bundle.root / 'manifest.json'}: preprocessing")
     label_list = _labels(labels)
     if label_list is None and bundle.manifest.get("labels"):
-        label_list = read_labels(bundle.root / str(bundle.manifest["labels"]))
+        entry = bundle.manifest["labels"]
+        label_list = read_labels(bundle.verify_file(entry) if verify else confined_path(bundle.root, entry["path"], "labels"))
     shape = (bundle.manifest.get("model") or {}).get("input_shape")
     return Source(
         backend, file, artifact=name, record=record, preprocessing=spec, labels=label_list,
@@ -197,7 +202,15 @@ def _from_bundle(root, backend, precision, artifact, preprocessing, labels, veri
     )
 
 
-def _pick(bundle: Bundle, backend: str, precision: str | None, notes: list[str]) -> str:
+def _pick(bundle: Bundle, backend: str, precision: str | None, notes: list[str], artifact: str | None = None) -> str:
+    if artifact is not None:  # named: it must agree with a precision given too
+        have = bundle.artifact(artifact).get("precision")
+        if precision is not None and have != precision:
+            raise InputError(
+                f"precision {precision} contradicts artifact {artifact}, which is {have or 'of unknown precision'} "
+                f"(--precision {precision} with --artifact {artifact}); pass only one of them"
+            )
+        return artifact
     suffixes = [s for s, b in SUFFIXES.items() if b == backend]
     found = {n: r for n, r in bundle.artifacts.items() if Path(n).suffix in suffixes}
     if not found:

@@ -23,6 +23,7 @@ from edge_se.tensorrt.plan import BuildPlan, plan_build
 from edge_se.tensorrt.recipe import Recipe
 from edge_se.tensorrt.trtexec import render_script, trtexec_command, write_script
 from edge_se.tensorrt.versions import Version
+from edge_se.trust import confined_path, inside_root, safe_name, safe_sha256
 
 CALIB_CACHE_FORMAT = "trt-calibration-cache"
 CALIB_SET_FORMAT = "calibration-set"
@@ -80,6 +81,31 @@ def float_nodes(bundle: Bundle, plan: BuildPlan, onnx_path: Path) -> tuple[list[
     return gate_node_names(find_attention_gates(onnx_path)), "attention-gate patterns"
 
 
+def artifact_file(bundle: Bundle, name: str) -> Path:
+    """The main file of artifact ``name`` as its manifest record names it, confined to the bundle.
+
+    The manifest is data: its path must be relative, inside the bundle, and made of plain names
+    (it is pasted into build scripts).
+    """
+    rec = bundle.artifacts.get(name)
+    rel = rec.get("path", name) if isinstance(rec, dict) else name
+    path = confined_path(bundle.root, rel, f"artifact {name} path")
+    for part in str(rel).split("/"):
+        safe_name(part, f"artifact {name} path part", str(bundle.root / "manifest.json"))
+    return path
+
+
+def artifact_sha256(bundle: Bundle, name: str, path: Path) -> str:
+    """The manifest's sha256 of ``path`` (artifact ``name``), checked to be 64 hex digits."""
+    rec = bundle.artifacts.get(name)
+    files = rec.get("files") if isinstance(rec, dict) else None
+    entries = [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+    rel = path.relative_to(bundle.root).as_posix()
+    entry = next((f for f in entries if f.get("path") == rel), entries[0] if entries else {})
+    digest = entry.get("sha256") or sha256_file(path)
+    return safe_sha256(digest, f"sha256 of {name}", str(bundle.root / "manifest.json"))
+
+
 def _find(bundle: Bundle, fmt: str) -> Path | None:
     names = bundle.find(format=fmt)
     return bundle.verify(names[0]) if names else None
@@ -98,7 +124,7 @@ def calibration_inputs(
             raise CalibrationError(f"calibration cache {cache} does not exist")
         data = Path(cache).read_bytes()
         check_cache(data, plan.calibrator or "entropy2", str(cache))
-    calib_set = calib_set or (bundle.root / bundle.find(format=CALIB_SET_FORMAT)[0]
+    calib_set = calib_set or (artifact_file(bundle, bundle.find(format=CALIB_SET_FORMAT)[0])
                               if bundle.find(format=CALIB_SET_FORMAT) else None)
     batches, identity = None, (sha256_file(cache) if cache else None)
     if calib_set is not None:
@@ -128,22 +154,31 @@ def rebuild_command(bundle: Bundle, recipe: Recipe) -> str:
 def write_trtexec_script(
     bundle: Bundle, recipe: Recipe, plan: BuildPlan, folder: Path, engine_name: str, float_layers: Sequence[str] = ()
 ) -> Path:
-    """``build_<name>.sh`` in ``folder`` with the trtexec command equivalent to ``plan``."""
-    onnx_rel = os.path.relpath(bundle.root / plan.onnx_artifact, folder)
+    """``build_<name>.sh`` in ``folder`` with the trtexec command equivalent to ``plan``.
+
+    Names, paths and digests from the recipe and the manifest are checked here too (the manifest
+    is data, never trusted): the script and everything it writes stay inside ``folder``.
+    """
+    where = str(recipe.path or "recipe")
+    safe_name(engine_name, "engine name", where)
+    onnx_path = artifact_file(bundle, plan.onnx_artifact)
+    onnx_rel = os.path.relpath(onnx_path, folder)
     cache_rel = None
     if plan.calibrator:
         # The cache this build wrote, else the INT8 stage's cache in the bundle (same algorithm).
         cache = folder / calib_cache_name(engine_name)
         staged = bundle.find(format=CALIB_CACHE_FORMAT)
         if not cache.is_file() and staged:
-            cache = bundle.root / staged[0]
+            cache = artifact_file(bundle, staged[0])
         cache_rel = os.path.relpath(cache, folder)
     # The script runs on the device, maybe from a copy of the bundle: its timing cache lives beside it.
+    # (Quoted in the script like every value; here it must be one file name, not '..'.)
     timing = Path(plan.timing_cache).name if plan.timing_cache else None
+    if timing is not None and (timing in ("", ".", "..") or not timing.isprintable()):
+        raise BundleError(f"{where}: timing cache {plan.timing_cache!r} does not end in a file name")
     cmd = trtexec_command(plan, onnx=onnx_rel, engine=engine_name, calibration_cache=cache_rel,
                           float_layers=float_layers, timing_cache=timing)
-    onnx_rec = bundle.artifacts.get(plan.onnx_artifact, {})
-    digest = onnx_rec.get("files", [{}])[0].get("sha256") or sha256_file(bundle.root / plan.onnx_artifact)
+    digest = artifact_sha256(bundle, plan.onnx_artifact, onnx_path)
     stem = engine_name.removesuffix(".engine")
     text = render_script(cmd, plan, target=recipe.target.name, recipe=str(recipe.path or recipe.name),
                          onnx_sha256=digest, name=stem)
@@ -161,7 +196,7 @@ def script_only(bundle_root: str | Path, recipe: Recipe, version: Version) -> Pa
     if plan.onnx_artifact not in bundle.artifacts:
         onnx_for(bundle, plan, recipe)  # raises the "which stage makes it" message
     check_shapes(bundle, plan, recipe)
-    nodes, _ = float_nodes(bundle, plan, bundle.root / plan.onnx_artifact)
+    nodes, _ = float_nodes(bundle, plan, artifact_file(bundle, plan.onnx_artifact))
     return write_trtexec_script(bundle, recipe, plan, bundle.root, recipe.engine_name(), nodes)
 
 
@@ -197,14 +232,17 @@ def build_bundle_engine(
     onnx_path = onnx_for(bundle, plan, recipe)
     check_shapes(bundle, plan, recipe)
     nodes, nodes_from = float_nodes(bundle, plan, onnx_path)
+    # ``out`` is the user's own choice on the command line; the names in it come from the recipe
+    # and stay inside it (inside the bundle without ``out``).
     folder = Path(out) if out else bundle.root
+    engine_name = safe_name(recipe.engine_name(), "engine name", str(recipe.path or "recipe"))
+    engine_path = inside_root(folder, folder / engine_name, "engine")
     folder.mkdir(parents=True, exist_ok=True)
-    engine_name = recipe.engine_name()
     cache_in = batches = calib_id = None
     cache_out = None
     if plan.calibrator:
         cache_in, batches, calib_id = calibration_inputs(bundle, plan, calibration_cache, calibration_set)
-        cache_out = folder / calib_cache_name(engine_name)
+        cache_out = inside_root(folder, folder / calib_cache_name(engine_name), "calibration cache")
 
     from edge_se.progress import stage
 
@@ -214,14 +252,13 @@ def build_bundle_engine(
             calibration_cache_in=cache_in, calibration_cache_out=cache_out,
             compute_capabilities=compute_capabilities,
         )
-    engine_path = folder / engine_name
-    atomic_write_bytes(engine_path, data)
+    atomic_write_bytes(inside_root(folder, engine_path, "engine"), data)
     if cache_out is not None and not cache_out.exists() and cache_in is not None:
         atomic_write_bytes(cache_out, cache_in)  # the trtexec script reads the same cache
     # TensorRT for RTX ships its own CLI (tensorrt_rtx), not trtexec: no script for it.
     script = write_trtexec_script(bundle, recipe, plan, folder, engine_name, nodes) if trt.flavor == "tensorrt" else None
     cc = device.compute_capability if device else ",".join(compute_capabilities) or None
-    side = sc.write_sidecar(engine_path, {
+    side = sc.write_sidecar(engine_path, root=folder, record={
         "tensorrt_version": trt.version_text, "tensorrt_flavor": trt.flavor,
         "cuda_version": device.cuda_version if device else None,
         "driver_version": device.driver_version if device else None,

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_se.errors import InputError
+from edge_se.errors import BundleError, InputError
 from edge_se.tensorrt.versions import (
     KNOWN_VERSIONS,
     MIN_SUPPORTED,
@@ -57,6 +57,7 @@ from edge_se.tensorrt.versions import (
     has_dla_support,
     target,
 )
+from edge_se.trust import safe_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -289,8 +290,15 @@ def parse_recipe(data: dict[str, Any], where: str, base_dir: Path, text: str = "
         if all(v < (8, 6) for v in admitted):
             raise RecipeError(f"{where}: build.optimization_level needs TensorRT >= 8.6, target.tensorrt is {rng}; remove it")
 
+    # The name becomes file names (<name>.engine, build_<name>.sh) and is pasted into scripts.
+    name = data.get("name") or Path(where).stem
+    try:
+        safe_name(name, "name" if data.get("name") else "name (the file name's stem)", where)
+    except BundleError as e:
+        raise RecipeError(f"{e}; set name = \"...\" in the recipe") from None
+
     return Recipe(
-        name=data.get("name") or Path(where).stem,
+        name=name,
         path=Path(where) if where.endswith(".toml") else None,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         model_spec=model["spec"],

@@ -51,9 +51,15 @@ def preprocessing_hash(preprocessing: Mapping[str, Any] | None) -> str | None:
     return hashlib.sha256(json.dumps(dict(preprocessing), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def write_sidecar(engine: str | Path, record: Mapping[str, Any]) -> Path:
-    """Write the sidecar for ``engine`` (unknown keys refused; missing ones recorded as null)."""
+def write_sidecar(engine: str | Path, record: Mapping[str, Any], root: str | Path | None = None) -> Path:
+    """Write the sidecar for ``engine`` (unknown keys refused; missing ones recorded as null).
+
+    ``root``: the folder the sidecar must stay inside (symlinks resolved), e.g. the bundle.
+    """
     from edge_se.bundle import atomic_write_json, utc_now
+    from edge_se.trust import inside_root, safe_name
+
+    safe_name(Path(engine).name, "engine file name", "engine sidecar")
 
     extra = set(record) - set(FIELDS)
     if extra:
@@ -61,6 +67,8 @@ def write_sidecar(engine: str | Path, record: Mapping[str, Any]) -> Path:
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, **{k: record.get(k) for k in FIELDS}}
     data["built"] = data["built"] or utc_now()
     path = sidecar_path(engine)
+    if root is not None:
+        inside_root(root, path, "engine sidecar")
     atomic_write_json(path, data)
     return path
 

@@ -8,15 +8,17 @@ from typing import Any
 from edge_se.bundle import Bundle
 from edge_se.preprocess import PreprocessSpec
 from edge_se.validate.check import check_numerics, reference_outputs, load_torchscript, ort_runner, torch_runner, validation_inputs
-from edge_se.validate.reference import reference_module
+from edge_se.validate.reference import ReferenceOptions, reference_module
 
 
-def validate_bundle(bundle: Bundle, images: str | Path | None = None) -> list[dict[str, Any]]:
+def validate_bundle(
+    bundle: Bundle, images: str | Path | None = None, reference: ReferenceOptions | None = None
+) -> list[dict[str, Any]]:
     """sha256 of every artifact, then numerics of each ONNX / TorchScript artifact vs PyTorch."""
 
     for name in bundle.artifacts:
         bundle.verify(name)
-    module = reference_module(bundle)
+    module = reference_module(bundle, reference)
     model = bundle.manifest["model"]
     spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
     inputs, desc = validation_inputs(spec, model["input_shape"], images=images, seed=model.get("seed", 0))
@@ -25,9 +27,9 @@ def validate_bundle(bundle: Bundle, images: str | Path | None = None) -> list[di
     for name, rec in bundle.artifacts.items():
         names = [o["name"] for o in rec.get("outputs", [])] or None
         if rec["format"] == "onnx":
-            fn, backend = ort_runner(bundle.root / rec["path"]), "onnxruntime-cpu"
+            fn, backend = ort_runner(bundle.path(name)), "onnxruntime-cpu"
         elif rec["format"] == "torchscript":
-            fn, backend = torch_runner(load_torchscript(bundle.root / rec["path"])), "torchscript"
+            fn, backend = torch_runner(load_torchscript(bundle.path(name))), "torchscript"
         else:
             continue  # engines are validated on their device (edge-se build)
         checks += check_numerics(name, fn, ref, inputs, desc, rec["precision"], model["dynamic_batch"], names, backend)

@@ -178,7 +178,7 @@ def evaluation_data(bundle, spec, *, images=None, labels=None, digits=False, lim
     if labels is not None and images is None:
         raise InputError("--labels needs --images DIR (the images the labels describe)")
     if images is not None:
-        class_names = bundle.root / bundle.manifest["labels"] if labels is None and bundle.manifest.get("labels") else None
+        class_names = bundle.verify_file(bundle.manifest["labels"]) if labels is None and bundle.manifest.get("labels") else None
         x, y, desc = labeled_images(images, labels or class_names, spec, limit or DEFAULT_IMAGES_LIMIT)
         calib = sample_images(min(32, CALIBRATION_SAMPLES), spec, seed=seed + 1)
         return EvalData(x, y, desc, calib, None, "32 crops of scikit-learn's sample images")
@@ -394,6 +394,7 @@ def run_matrix(
     latency_seconds: float = 2.0,
     threads: int | None = None,
     seed: int = 0,
+    reference: Any = None,
 ) -> dict[str, Any]:
     """Measure every precision x policy x backend of the bundle; write the report to ``out``.
 
@@ -426,7 +427,7 @@ def run_matrix(
     t0 = time.perf_counter()
     with progress.stage("Loading the PyTorch reference and the data"):
         data = evaluation_data(bundle, spec, images=images, labels=labels, digits=digits, limit=limit, seed=seed)
-        module = reference_module(bundle)
+        module = reference_module(bundle, reference)
         ref = _torch_outputs(module, data.x)
     ref_accuracy = _accuracy(ref[0], data.y)
     with progress.stage("Preparing the artifacts"):
@@ -539,6 +540,7 @@ def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_matrix_from_args(args: argparse.Namespace) -> bool:
     """Run the matrix from parsed flags, print the table and the report's paths; True if all passed."""
+    from edge_se.commands._reference_args import reference_options
     from edge_se.report.markdown import md_table
     from edge_se.report.tables import summary_table
 
@@ -555,6 +557,7 @@ def run_matrix_from_args(args: argparse.Namespace) -> bool:
         limit=args.limit,
         latency_seconds=args.latency_seconds if args.latency_seconds is not None else DEFAULT_LATENCY_SECONDS,
         threads=args.threads,
+        reference=reference_options(args),
     )
     print(md_table(summary_table(report)))
     print(f"report: {report['files'].get('html')} (also report.md, report.json"

@@ -1,41 +1,91 @@
-"""Rebuild a bundle's PyTorch reference model from its manifest (spec, checkpoint, seed)."""
+"""Rebuild a bundle's PyTorch reference model from its manifest (spec, checkpoint, seed).
+
+A manifest is untrusted data: nothing it names is ever imported. Zoo, ``torchvision:`` and
+``timm:`` specs are looked up in their registries only. A bundle exported from a user file
+(``path/to/file.py:factory``) is rebuilt only from a file the user names again on the command line
+(:class:`ReferenceOptions.model`, checked against the sha256 the manifest recorded), or, with
+``trust_bundle_code``, by importing the file the manifest names after saying so.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from edge_se import progress
 from edge_se.bundle import Bundle, sha256_file
 from edge_se.errors import BundleError
 
+TRUST_FLAG = "--trust-bundle-code"
+MODEL_FLAG = "--model"
 
-def reference_module(bundle: Bundle):
+
+@dataclass(frozen=True)
+class ReferenceOptions:
+    """How the user lets a reference be rebuilt: their own model file, their own checkpoint, trust."""
+
+    model: str | None = None  # path/to/file.py:factory, given again by the user
+    checkpoint: str | Path | None = None  # overrides the path the manifest recorded
+    trust_bundle_code: bool = False  # import the user file the manifest names
+
+
+def _user_file_spec(bundle: Bundle, spec: str, factory: str | None, options: ReferenceOptions) -> str:
+    """The ``file.py:factory`` spec to import, or a refusal naming both ways to allow it."""
+    from edge_se.models.loading import parse_spec
+
+    recorded = (bundle.manifest.get("model") or {}).get("user_file") or {}
+    want = recorded.get("sha256") if isinstance(recorded, dict) else None
+    where = bundle.root / "manifest.json"
+    if options.model:
+        given = parse_spec(options.model)
+        if given.source != "file":
+            raise BundleError(f"{MODEL_FLAG} {options.model!r}: expected path/to/file.py:factory, the file this bundle was exported from")
+        path = Path(given.name).expanduser()
+        if not path.is_file():
+            raise BundleError(f"{MODEL_FLAG} {options.model!r}: {path} does not exist")
+        if not isinstance(want, str) or sha256_file(path) != want:
+            raise BundleError(
+                f"{MODEL_FLAG} {path} is not the file this bundle was exported from (its sha256 differs from "
+                f"model.user_file.sha256 in {where}); pass the exact file, or re-export the bundle"
+            )
+        return options.model
+    if options.trust_bundle_code:
+        progress.info(f"{TRUST_FLAG}: importing {spec} as the manifest names it (its code runs on this machine)")
+        return spec
+    raise BundleError(
+        f"{where} names the user model file {spec!r}; edge-se never imports code a manifest names. "
+        f"Pass {MODEL_FLAG} FILE.py:{factory or 'factory'} (checked against the sha256 recorded at export) "
+        f"or {TRUST_FLAG} if you trust this bundle"
+    )
+
+
+def reference_module(bundle: Bundle, options: ReferenceOptions | None = None):
     """The eval-mode ``nn.Module`` the bundle was exported from, checked against the manifest.
 
     The checkpoint (and a user model file) must still exist and hash as recorded; otherwise the
     reference would silently differ from what was exported.
     """
-    from edge_se.models.loading import resolve_model
+    from edge_se.models.loading import parse_spec, resolve_model
 
+    options = options or ReferenceOptions()
     model = bundle.manifest.get("model") or {}
+    if not isinstance(model, dict):
+        raise BundleError(f"{bundle.root}/manifest.json: 'model' must be a table; re-export the bundle")
     spec = model.get("spec")
-    if not spec:
+    if not spec or not isinstance(spec, str):
         raise BundleError(f"{bundle.root}/manifest.json has no model.spec; re-export the bundle")
-    user_file = model.get("user_file")
-    if user_file:
-        path = Path(user_file["path"])
-        if not path.is_file():
-            raise BundleError(f"the model file {path} this bundle was exported from is gone; restore it to re-validate")
-        if sha256_file(path) != user_file["sha256"]:
-            raise BundleError(f"the model file {path} changed since export (sha256 differs); re-export the bundle")
-    ckpt = model.get("checkpoint")
-    ckpt_path = None
-    if ckpt:
-        ckpt_path = Path(ckpt["path"])
-        if not ckpt_path.is_file():
-            raise BundleError(f"the checkpoint {ckpt_path} this bundle was exported from is gone; restore it to re-validate")
-        if ckpt.get("sha256") and sha256_file(ckpt_path) != ckpt["sha256"]:
-            raise BundleError(f"the checkpoint {ckpt_path} changed since export (sha256 differs); re-export the bundle")
-    loaded = resolve_model(spec, checkpoint=ckpt_path, seed=model.get("seed", 0))
+    parsed = parse_spec(spec)
+    if parsed.source == "file":
+        spec = _user_file_spec(bundle, spec, parsed.factory, options)
+        user_file = model.get("user_file") or {}
+        if options.trust_bundle_code and not options.model and isinstance(user_file, dict) and user_file.get("sha256"):
+            path = Path(parse_spec(spec).name)
+            if not path.is_file() or sha256_file(path) != user_file["sha256"]:
+                raise BundleError(f"the model file {path} this bundle names is gone or changed since export (sha256 differs); "
+                                  f"pass {MODEL_FLAG} FILE.py:factory or re-export the bundle")
+    ckpt_path = _checkpoint(bundle, model.get("checkpoint"), options)
+    seed = model.get("seed", 0)
+    loaded = resolve_model(spec, checkpoint=ckpt_path, seed=seed if isinstance(seed, int) else 0)
     module = loaded.module.eval()
     want = model.get("state_sha256")
     if want and state_fingerprint(module) != want:
@@ -46,6 +96,23 @@ def reference_module(bundle: Bundle):
             "so the reference can be rebuilt exactly"
         )
     return module
+
+
+def _checkpoint(bundle: Bundle, ckpt: object, options: ReferenceOptions) -> Path | None:
+    """The checkpoint to load (weights only): the user's ``--checkpoint`` or the recorded path, sha256-checked."""
+    if not ckpt:
+        if options.checkpoint is not None:
+            raise BundleError(f"--checkpoint given, but {bundle.root} was exported without one (random init)")
+        return None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("sha256"), str):
+        raise BundleError(f"{bundle.root}/manifest.json: model.checkpoint must record path and sha256; re-export the bundle")
+    path = Path(options.checkpoint if options.checkpoint is not None else str(ckpt.get("path")))
+    if not path.is_file():
+        raise BundleError(f"the checkpoint {path} this bundle was exported from is gone; restore it or pass --checkpoint FILE")
+    if sha256_file(path) != ckpt["sha256"]:
+        raise BundleError(f"the checkpoint {path} is not the one this bundle was exported from (sha256 differs); "
+                          "pass the exact file with --checkpoint, or re-export the bundle")
+    return path
 
 
 def state_fingerprint(module) -> str:

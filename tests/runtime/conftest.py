@@ -73,7 +73,6 @@ def make_bundle(root: Path, net, *, dynamic: bool = True, static_batch: int = 2,
         root,
         model={"spec": "tiny_se", "source": "tests", "input_shape": list(INPUT_SHAPE), "dynamic_batch": dynamic},
         preprocessing=spec.to_dict(),
-        labels="labels.txt",
     )
     batch = "batch" if dynamic else static_batch
     _export_onnx(net, root / "model.onnx", 1 if dynamic else static_batch, dynamic)
@@ -86,6 +85,7 @@ def make_bundle(root: Path, net, *, dynamic: bool = True, static_batch: int = 2,
         bundle.add_artifact("model.ts", stage="export", format="torchscript", precision="fp32",
                             backend="torchscript", **_io(batch))
     (root / "labels.txt").write_text("\n".join(LABELS) + "\n", encoding="utf-8")
+    bundle.manifest["labels"] = bundle.file_entry("labels.txt")
     bundle.save()
     return bundle
 

@@ -7,6 +7,7 @@ outputs copied back once) and off on CPU, where plain ``run`` is as fast.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -106,6 +107,14 @@ def _providers(requested: tuple[str, ...] | None) -> list[str]:
     return list(requested)
 
 
+def _reason(error: BaseException, limit: int = 240) -> str:
+    """ONNX Runtime's error message on one short line, without its C++ source locations."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    text = re.sub(r"\[ONNXRuntimeError\] : \d+ : ", "", text)
+    text = re.sub(r"/\S*onnxruntime_src/\S+:\d+ [\w:~<>,*& ]+\([^()]*\)( const)? ?", "", text)
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
 class OnnxRuntimeRunner:
     """Runs an ONNX file with ONNX Runtime."""
 
@@ -127,14 +136,26 @@ class OnnxRuntimeRunner:
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         if save_optimized is not None:
             so.optimized_model_filepath = str(save_optimized)
-            so.log_severity_level = 3  # the "hardware-specific model" warning is expected here
-        load_errors = (ort_state.Fail, ort_state.InvalidGraph, ort_state.InvalidProtobuf, ort_state.NoSuchFile,
-                       ort_state.InvalidArgument, ort_state.NotImplemented, ort_state.RuntimeException)
+        # Native log lines only for fatal errors: a model that fails to load would otherwise also dump
+        # a multi-line native error before the exception (reported below on one line), and the
+        # "hardware-specific model" warning of save_optimized is expected.
+        so.log_severity_level = 4
+        # every ONNX Runtime error class (InvalidProtobuf, Fail, NoModel, EPFail, ...) derives from Exception
+        load_errors = tuple(c for c in vars(ort_state).values() if isinstance(c, type) and issubclass(c, Exception)
+                            and c.__module__ == ort_state.__name__)
         try:
             self.session = ort.InferenceSession(str(self.path), so, providers=providers)
         except load_errors as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise BundleError(f"ONNX Runtime cannot load {self.path}: {first}") from None
+            if isinstance(e, ort_state.EPFail):
+                raise MissingDependencyError(
+                    f"ONNX Runtime's execution provider(s) {', '.join(providers)} failed on {self.path} "
+                    f"({_reason(e)}); choose others with --provider (providers=), e.g. CPUExecutionProvider"
+                ) from None
+            raise BundleError(
+                f"ONNX Runtime cannot load the ONNX file {self.path} (onnxruntime {ort.__version__}: {_reason(e)}); "
+                "it is truncated, corrupted or not a model this ONNX Runtime supports: re-export it "
+                "('edge-se export') or restore the bundle's copy"
+            ) from None
         self.providers = self.session.get_providers()
         gpu = any(p != "CPUExecutionProvider" for p in self.providers)
         self.io_binding = gpu if self.options.io_binding is None else bool(self.options.io_binding)
