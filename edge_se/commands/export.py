@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 NAME = "export"
 ORDER = 10
@@ -15,17 +16,22 @@ DESCRIPTION = (
     "MODEL is one of: a zoo name (see 'edge-se models'); torchvision:NAME; timm:NAME (needs\n"
     "'pip install edge-se[timm]'); or path/to/file.py:factory (a zero-argument function returning\n"
     "an nn.Module). No weights are ever downloaded: without --checkpoint the model is randomly\n"
-    "initialized from a fixed seed, and the output and manifest say so."
+    "initialized from a fixed seed, and the output and manifest say so.\n\n"
+    "The trace records one path through forward(): Python control flow on tensor values (if x.mean() > 0,\n"
+    "x.item(), ...) is frozen at the example input, and torch warns (TracerWarning). Such a warning fails\n"
+    "the export, naming the file and line; --allow-tracer-warnings exports anyway and records them."
 )
 EXAMPLES = """  edge-se export se_resnet50 --input-shape 1x3x224x224 --out bundles/se50
   edge-se export torchvision:efficientnet_b0 --input-shape 1x3x224x224 --out bundles/effb0 --images photos/
   edge-se export my_net.py:build --checkpoint best.pt --input-shape 1x3x160x160 --out bundles/mine
+  edge-se export se_resnet18 --input-shape=-1x3x224x224 --out bundles/se18   (-1: dynamic batch)
   edge-se export --recipe export/desktop-fp16-trt10.toml --out bundles/desk"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", help="zoo name, torchvision:NAME, timm:NAME or file.py:factory")
-    p.add_argument("--input-shape", help="NxCxHxW, e.g. 1x3x224x224 (default: the zoo model's own)")
+    p.add_argument("--input-shape", help="NxCxHxW, e.g. 1x3x224x224 (default: the zoo model's own); a batch of -1 "
+                   "(--input-shape=-1x3x224x224) means dynamic batch, the default anyway")
     p.add_argument("--out", required=True, help="bundle folder to create")
     p.add_argument("--checkpoint", help="state_dict to load (torch.load with weights_only=True)")
     p.add_argument("--images", help="folder of real images for validation (default: scikit-learn's sample images)")
@@ -39,12 +45,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trt-version", default="10.1", help="TensorRT version for the op-support table (default 10.1)")
     p.add_argument("--recipe", help="a recipe TOML (export/*.toml) giving model, input shape and options")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--allow-tracer-warnings", action="store_true",
+                   help="export even when tracing warns that a data-dependent branch or value was frozen "
+                   "(TracerWarning); the warnings are recorded in the manifest (model.tracer_warnings)")
     p.add_argument("--json", action="store_true", help="print the manifest's summary as JSON on stdout")
+    # let '--input-shape -1x3x224x224' through as a value, like argparse does for '-1' (private but
+    # long-stable attribute; without it, '--input-shape=-1x3x224x224' still works)
+    if hasattr(p, "_negative_number_matcher"):
+        p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-1[xX*,]\S*$")
 
 
 def run(args: argparse.Namespace) -> int:
     from edge_se.errors import InputError
-    from edge_se.export.checks import parse_input_shape
+    from edge_se.export.checks import dynamic_batch_requested, parse_input_shape
     from edge_se.export.pipeline import export_bundle
 
     model, shape, dynamic = args.model, None, not args.static_batch
@@ -59,12 +72,19 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint = str(recipe.checkpoint)
     if not model:
         raise InputError("no MODEL given; pass a zoo name, torchvision:NAME, timm:NAME or file.py:factory (or --recipe)")
-    if args.input_shape:
+    if args.input_shape is not None:  # '' is refused, not taken as "the default"
         shape = parse_input_shape(args.input_shape)
+        if dynamic_batch_requested(args.input_shape):
+            if args.static_batch:
+                raise InputError(
+                    f"--input-shape {args.input_shape} asks for a dynamic batch (-1) but --static-batch fixes it; "
+                    "drop one of them (give a number for the batch to fix it)"
+                )
+            dynamic = True
     bundle = export_bundle(
         model, shape, args.out, checkpoint=args.checkpoint, images=args.images, opset=args.opset,
         dynamic_batch=dynamic, force=args.force, exporter=args.exporter, simplifier=args.simplifier,
-        trt_version=args.trt_version, labels=args.labels,
+        trt_version=args.trt_version, labels=args.labels, allow_tracer_warnings=args.allow_tracer_warnings,
     )
     print_summary(bundle, as_json=args.json)
     return 0

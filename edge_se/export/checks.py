@@ -38,20 +38,60 @@ def io_specs(model) -> tuple[list[dict], list[dict]]:
     return [spec(v) for v in model.graph.input if v.name not in inits], [spec(v) for v in model.graph.output]
 
 
+#: the largest dimension and element count accepted for an input tensor (2**31 float32 = 8 GiB)
+MAX_DIM = 2**20
+MAX_ELEMENTS = 2**31
+SHAPE_HINT = "NxCxHxW, e.g. 1x3x224x224 (a leading -1, written --input-shape=-1x3x224x224, means dynamic batch)"
+
+
 def parse_input_shape(text: str) -> tuple[int, int, int, int]:
-    """``1x3x224x224`` -> (1, 3, 224, 224); a clear error for anything else."""
-    parts = text.lower().replace("*", "x").replace(",", "x").split("x")
+    """``1x3x224x224`` -> (1, 3, 224, 224); a clear error for anything else.
+
+    A batch of ``-1`` (``-1x3x224x224``) means a dynamic batch and is traced at batch 1; see
+    :func:`dynamic_batch_requested`. Shapes whose tensor would be absurdly large are refused
+    (:func:`check_shape_size`) before anything is allocated.
+    """
+    parts = [p.strip() for p in text.lower().replace("*", "x").replace(",", "x").split("x")]
     try:
         dims = tuple(int(p) for p in parts)
     except ValueError:
-        raise InputError(f"--input-shape {text!r} is malformed; expected NxCxHxW with integers, e.g. 1x3x224x224") from None
+        raise InputError(f"--input-shape {text!r} is malformed; expected {SHAPE_HINT}") from None
     if len(dims) != 4:
-        raise InputError(f"--input-shape {text!r} has {len(dims)} dims; expected 4 (NxCxHxW), e.g. 1x3x224x224")
+        raise InputError(f"--input-shape {text!r} has {len(dims)} dims; expected 4: {SHAPE_HINT}")
+    if dims[0] == -1:
+        dims = (1, *dims[1:])
+    if any(d == -1 for d in dims[1:]):
+        raise InputError(f"--input-shape {text!r}: only the batch dim may be -1 (dynamic); give C, H and W as numbers")
     if any(d <= 0 for d in dims):
-        raise InputError(f"--input-shape {text!r} has a non-positive dim; every dim must be >= 1")
+        raise InputError(f"--input-shape {text!r} has a non-positive dim; every dim must be >= 1 (or -1 for the batch)")
+    check_shape_size(dims, f"--input-shape {text!r}")
     if dims[1] not in (1, 3):
         raise InputError(f"--input-shape {text!r}: image models take 1 or 3 channels, got {dims[1]}")
     return dims  # type: ignore[return-value]
+
+
+def dynamic_batch_requested(text: str) -> bool:
+    """True when an ``--input-shape`` text starts with a ``-1`` batch."""
+    return text.lower().replace("*", "x").replace(",", "x").split("x")[0].strip() == "-1"
+
+
+def check_shape_size(shape: Sequence[int], what: str = "the input shape") -> None:
+    """Refuse a shape with a dimension > MAX_DIM or more than MAX_ELEMENTS elements (InputError)."""
+    dims = [int(d) for d in shape]
+    big = [d for d in dims if d > MAX_DIM]
+    if big:
+        raise InputError(
+            f"{what} has a dimension of {big[0]}, more than the {MAX_DIM} edge-se accepts; "
+            "give the real input size, e.g. 1x3x224x224"
+        )
+    n = 1
+    for d in dims:
+        n *= max(d, 1)
+    if n > MAX_ELEMENTS:
+        raise InputError(
+            f"{what} is a tensor of {n} elements ({n * 4 / 2**30:.0f} GiB as float32), more than "
+            f"the {MAX_ELEMENTS} (8 GiB) edge-se accepts; give the real input size, e.g. 1x3x224x224"
+        )
 
 
 def _run_naming_module(module, x) -> Any:

@@ -9,11 +9,11 @@ torch's future default and works on the zoo as well, but emits opset >= 18, whic
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Sequence
 
 from edge_se.errors import ExportError, InputError
+from edge_se.export.tracer import collect_tracer_warnings
 
 DEFAULT_OPSET = 17
 EXPORTERS = ("torchscript", "dynamo")
@@ -35,8 +35,13 @@ def export_onnx(
     exporter: str = "torchscript",
     input_names: Sequence[str] = ("input",),
     output_names: Sequence[str] = ("logits",),
+    tracer_warnings: list[dict] | None = None,
 ) -> dict:
-    """Export ``module`` at ``example`` to ``out`` (a path in a staging folder). Returns info."""
+    """Export ``module`` at ``example`` to ``out`` (a path in a staging folder). Returns info.
+
+    Tracer warnings of the TorchScript-based exporter (edge_se/export/tracer.py) are appended to
+    ``tracer_warnings`` when given; other warnings are silenced.
+    """
     import torch
 
     if exporter not in EXPORTERS:
@@ -44,8 +49,7 @@ def export_onnx(
     if not 7 <= opset <= 23:
         raise InputError(f"--opset {opset} is outside the supported range 7..23 (TensorRT 8.5/8.6 parse up to 17)")
     out = Path(out)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with collect_tracer_warnings(tracer_warnings):
         try:
             if exporter == "torchscript":
                 axes = {n: {0: "batch"} for n in [*input_names, *output_names]} if dynamic_batch else None

@@ -14,10 +14,12 @@ from typing import Any, Sequence
 from edge_se import progress
 from edge_se.bundle import Bundle, atomic_path, staged_bundle_dir
 from edge_se.errors import CheckFailed, ImagesError, InputError
-from edge_se.export.checks import check_onnx_file, io_specs, probe_model
+from edge_se.export.checks import check_onnx_file, check_shape_size, io_specs, probe_model
 from edge_se.export.onnx_export import DEFAULT_OPSET, export_onnx, output_names_for, save_model
+from edge_se.export.outpath import check_out_path
 from edge_se.export.simplify import simplify_model
 from edge_se.export.torchscript import export_torchscript
+from edge_se.export.tracer import describe, tracer_warning_error
 from edge_se.export.trt_ops import DEFAULT_TRT_VERSION, count_ops, op_support
 from edge_se.preprocess import PreprocessSpec, list_images
 from edge_se.validate.reference import state_fingerprint
@@ -57,14 +59,22 @@ def export_bundle(
     trt_version: str = DEFAULT_TRT_VERSION,
     preprocessing: PreprocessSpec | None = None,
     labels: str | Path | None = None,
+    allow_tracer_warnings: bool = False,
 ) -> Bundle:
-    """Export ``model_spec`` to a validated bundle at ``out``; see the module docstring."""
+    """Export ``model_spec`` to a validated bundle at ``out``; see the module docstring.
+
+    A ``torch.jit.TracerWarning`` from the model's code while tracing or exporting (a branch or
+    value frozen at the example input: edge_se/export/tracer.py) fails the export with
+    ExportError unless ``allow_tracer_warnings``; then the warnings are recorded in the manifest
+    (``model.tracer_warnings``) and printed as a note.
+    """
     import numpy as np
     import onnx
     import torch
 
     from edge_se.models.loading import resolve_model
 
+    check_out_path(out)  # before anything is loaded: an unusable --out fails in a second, on one line
     if images is not None:
         list_images(images)  # fail early and clearly on an empty or missing folder
     if labels is not None and not Path(labels).is_file():
@@ -91,6 +101,7 @@ def export_bundle(
             raise InputError(f"{model_spec} has no default input shape; pass --input-shape NxCxHxW")
         input_shape = tuple(loaded.default_input_shape)
     shape = tuple(int(v) for v in input_shape)
+    check_shape_size(shape)
     module = loaded.module.eval()
     progress.info(f"weights: {loaded.weights}")
     spec = preprocessing or PreprocessSpec.for_input_shape(shape)
@@ -107,14 +118,23 @@ def export_bundle(
             progress.info(f"[yellow]note[/yellow]: the model works at this resolution only ({probe['fixed_by']})")
         example = torch.zeros(shape)
         check_x = torch.randn((2, *shape[1:]), generator=torch.Generator().manual_seed(SEED))
+        tracer_warnings: list[dict] = []
         with timed("trace", "Tracing TorchScript"):
-            ts_check = export_torchscript(module, example, stage / "model.ts", check_inputs=[check_x] if dynamic_batch else None)
+            ts_check = export_torchscript(module, example, stage / "model.ts", check_inputs=[check_x] if dynamic_batch else None,
+                                          tracer_warnings=tracer_warnings)
+        if tracer_warnings and not allow_tracer_warnings:
+            raise tracer_warning_error(tracer_warnings, "TorchScript tracing")
         out_names = output_names_for(probe["outputs"])
         raw = stage / ".raw.onnx"
+        n_traced = len(tracer_warnings)
         with timed("export", f"Exporting ONNX (opset {opset}, {exporter} exporter)"):
             info = export_onnx(module, example, raw, opset=opset, dynamic_batch=dynamic_batch, exporter=exporter,
-                               output_names=out_names)
+                               output_names=out_names, tracer_warnings=tracer_warnings)
             raw_model = onnx.load(str(raw))
+        if len(tracer_warnings) > n_traced and not allow_tracer_warnings:
+            raise tracer_warning_error(tracer_warnings[n_traced:], "ONNX export")
+        if tracer_warnings:
+            _note_tracer_warnings(tracer_warnings)
         feeds = {raw_model.graph.input[0].name: np.random.default_rng(SEED).standard_normal((2 if dynamic_batch else shape[0], *shape[1:])).astype(np.float32)}
         with timed("simplify", f"Simplifying with {simplifier}"):
             model, simp = simplify_model(raw_model, feeds, simplifier)
@@ -144,6 +164,7 @@ def export_bundle(
                 "fixed_by": probe["fixed_by"],
                 "attention_type": loaded.attention_type,
                 "state_sha256": state_fingerprint(module),
+                "tracer_warnings": tracer_warnings,
             },
             preprocessing=spec.to_dict(),
             tools=tool_versions(),
@@ -152,7 +173,7 @@ def export_bundle(
         if labels is not None:
             with atomic_path(stage / "labels.txt") as tmp:
                 tmp.write_bytes(Path(labels).read_bytes())
-            bundle.manifest["labels"] = "labels.txt"
+            bundle.manifest["labels"] = bundle.file_entry("labels.txt")
         io = {"inputs": [{"name": "input", "shape": [("batch" if dynamic_batch else shape[0]), *shape[1:]], "dtype": "float32"}],
               "outputs": outputs_spec}
         bundle.add_artifact("model.ts", stage="export", format="torchscript", precision="fp32", backend="torchscript",
@@ -175,11 +196,29 @@ def export_bundle(
     return published
 
 
+def _note_tracer_warnings(found: list[dict]) -> None:
+    """One unwrapped note line: the export went ahead despite tracer warnings."""
+    from rich.markup import escape
+
+    if getattr(progress, "_quiet", False):
+        return
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    progress.console.print(
+        f"[yellow]note[/yellow]: exported despite {len(found)} tracer warning(s) (--allow-tracer-warnings; "
+        f"recorded in the manifest): {escape(describe(found[0]))}{more}",
+        soft_wrap=True,
+    )
+
+
 def validate_fp32(bundle: Bundle, module, images: str | Path | None = None) -> list[dict[str, Any]]:
-    """Numerics of model.onnx (ORT) and model.ts (TorchScript) against eager PyTorch."""
+    """Numerics of model.onnx (ORT) and model.ts (TorchScript) against eager PyTorch.
+
+    Besides real images and noise, a ``scaled`` set (noise x0.1, x10, negated) exercises a branch
+    on the input's sign or scale that the trace may have frozen.
+    """
     shape = bundle.manifest["model"]["input_shape"]
     spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
-    inputs, desc = validation_inputs(spec, shape, images=images, seed=bundle.manifest["model"].get("seed", SEED))
+    inputs, desc = validation_inputs(spec, shape, images=images, seed=bundle.manifest["model"].get("seed", SEED), scaled=True)
     dynamic = bundle.manifest["model"]["dynamic_batch"]
     ref = reference_outputs(torch_runner(module), inputs)
     names = [o["name"] for o in bundle.artifact("model.onnx")["outputs"]]

@@ -7,25 +7,27 @@ them only from trusted sources.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from edge_se.bundle import atomic_path
 from edge_se.errors import ExportError
+from edge_se.export.tracer import collect_tracer_warnings
 from edge_se.validate.numerics import compare_outputs
 
 
-def export_torchscript(module, example, out: Path, check_inputs: list | None = None) -> dict:
+def export_torchscript(module, example, out: Path, check_inputs: list | None = None,
+                       tracer_warnings: list[dict] | None = None) -> dict:
     """Trace + freeze ``module`` at ``example``; save to ``out``; check outputs equal eager.
 
     Returns a check dict (``max_abs`` over the check inputs). Raises ExportError on failure.
+    Tracer warnings (edge_se/export/tracer.py) are appended to ``tracer_warnings`` when given;
+    judging them is the caller's business.
     """
     import torch
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with collect_tracer_warnings(tracer_warnings):
         try:
             with torch.no_grad():
                 traced = torch.jit.trace(module, example, check_trace=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -16,7 +17,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from edge_se import __version__
-from edge_se.bundle import Bundle, atomic_write_bytes, sha256_file
+from edge_se.bundle import Bundle, atomic_write_bytes, owned_mkdtemp, sha256_file
 from edge_se.errors import BundleError, CalibrationError
 from edge_se.tensorrt import sidecar as sc
 from edge_se.tensorrt.plan import BuildPlan, plan_build
@@ -217,11 +218,26 @@ def build_bundle_engine(
     bundle manifest is not changed). ``compute_capabilities``: TensorRT-RTX targets when building
     on a machine without a GPU.
     """
+    bundle = Bundle.open(bundle_root)
+    if out:
+        return _build(bundle, recipe, Path(out), None, flavor, calibration_cache, calibration_set,
+                      compute_capabilities, timing_cache)
+    with bundle.writing():  # the bundle's lock; engine, sidecar, script and manifest publish as one step
+        staging = owned_mkdtemp(".build-", bundle.root)
+        try:
+            return _build(bundle, recipe, staging, staging, flavor, calibration_cache, calibration_set,
+                          compute_capabilities, timing_cache)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build(bundle: Bundle, recipe: Recipe, folder: Path, staging: Path | None, flavor, calibration_cache,
+           calibration_set, compute_capabilities, timing_cache) -> dict[str, Any]:
+    """Build into ``folder`` (the user's ``--out``, or ``staging`` inside the bundle, then published)."""
     from edge_se.tensorrt._import import import_tensorrt
     from edge_se.tensorrt.cuda import device_info, require_device
     from edge_se.tensorrt.engine import build_serialized
 
-    bundle = Bundle.open(bundle_root)
     trt = import_tensorrt(flavor)
     # Full TensorRT: check for a CUDA device before any Builder exists. TensorRT for RTX builds
     # without one (for --compute-capability targets, or its default).
@@ -233,8 +249,7 @@ def build_bundle_engine(
     check_shapes(bundle, plan, recipe)
     nodes, nodes_from = float_nodes(bundle, plan, onnx_path)
     # ``out`` is the user's own choice on the command line; the names in it come from the recipe
-    # and stay inside it (inside the bundle without ``out``).
-    folder = Path(out) if out else bundle.root
+    # and stay inside it (inside the bundle's staging folder without ``out``).
     engine_name = safe_name(recipe.engine_name(), "engine name", str(recipe.path or "recipe"))
     engine_path = inside_root(folder, folder / engine_name, "engine")
     folder.mkdir(parents=True, exist_ok=True)
@@ -278,13 +293,13 @@ def build_bundle_engine(
         "tensorrt": trt.version_text, "tensorrt_flavor": trt.flavor, "recipe": str(recipe.path or recipe.name),
         "target": recipe.target.name, "policy": recipe.policy,
     }
-    if out:
+    if staging is None:
         return {"path": str(engine_path), "sidecar": str(side), "script": str(script) if script else None, **meta}
     extra = [side.name] + ([script.name] if script else [])
     extra += [cache_out.name] if cache_out is not None and cache_out.exists() else []
-    record = bundle.add_artifact(engine_name, stage="tensorrt", format="tensorrt-engine",
-                                 precision=recipe.precision, backend="tensorrt", extra_files=extra, **meta)
-    bundle.manifest.setdefault("tools", {})[trt.flavor] = trt.version_text
-    bundle.save()
+    with bundle.publishing(staging, [engine_name, *extra]):
+        record = bundle.add_artifact(engine_name, stage="tensorrt", format="tensorrt-engine",
+                                     precision=recipe.precision, backend="tensorrt", extra_files=extra, **meta)
+        bundle.manifest.setdefault("tools", {})[trt.flavor] = trt.version_text
     return record
 

@@ -32,7 +32,7 @@ calibration spec) and ``edge-se build BUNDLE --recipe FILE`` (everything). The f
     [build]
     workspace_mib = 2048
     optimization_level = 3                     # 0-5, TensorRT >= 8.6
-    timing_cache = "~/.cache/edge-se/orin.timing"   # loaded if present, saved after the build
+    timing_cache = "timing/orin.cache"          # inside the recipe folder; loaded if present, saved after the build
 
 Unknown keys, wrong types and impossible combinations are refused with the reason.
 """
@@ -57,7 +57,7 @@ from edge_se.tensorrt.versions import (
     has_dla_support,
     target,
 )
-from edge_se.trust import safe_name
+from edge_se.trust import confined_path, safe_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -178,6 +178,21 @@ def _path(value: str | None, base: Path) -> Path | None:
         return None
     p = Path(os.path.expanduser(value))
     return p if p.is_absolute() else (base / p).resolve()
+
+
+def _written_path(value: str | None, base: Path, key: str, where: str) -> Path | None:
+    """A path the build writes to: relative to the recipe's folder and inside it (a recipe is data)."""
+    if not value:
+        return None
+    try:
+        if value.startswith("~"):
+            raise BundleError("home-relative")
+        return confined_path(base, value, key).resolve()
+    except BundleError:
+        raise RecipeError(
+            f"{where}: {key} {value!r} must be a relative path inside the recipe's folder (no '..', not absolute), "
+            "since the build writes it; pass --timing-cache PATH on the command line for another place"
+        ) from None
 
 
 def parse_recipe(data: dict[str, Any], where: str, base_dir: Path, text: str = "") -> Recipe:
@@ -319,7 +334,7 @@ def parse_recipe(data: dict[str, Any], where: str, base_dir: Path, text: str = "
         calibration_batch=calib_batch,
         workspace_mib=ws,
         optimization_level=level,
-        timing_cache=_path(build.get("timing_cache"), base_dir),
+        timing_cache=_written_path(build.get("timing_cache"), base_dir, "build.timing_cache", where),
         description=data.get("description", ""),
         raw=data,
     )

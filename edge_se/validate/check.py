@@ -1,7 +1,8 @@
 """Run an artifact and the PyTorch reference on the same inputs and judge the difference.
 
 Inputs are real images (scikit-learn's sample photos, or the user's ``--images``) plus seeded
-noise; each is run at batch 1 and, for dynamic-batch artifacts, at a second batch size.
+noise (the export's FP32 check adds the noise scaled by 0.1 and 10 and negated); each is run at
+batch 1 and, for dynamic-batch artifacts, at a second batch size.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edge_se.preprocess import PreprocessSpec
-from edge_se.validate.inputs import random_inputs, real_inputs
+from edge_se.validate.inputs import SCALES, random_inputs, real_inputs, scaled_inputs
 from edge_se.validate.numerics import compare_outputs
 
 N_REAL = 4
@@ -21,12 +22,22 @@ SECOND_BATCH = 4
 
 
 def validation_inputs(
-    spec: PreprocessSpec, shape: Sequence[int], images: str | Path | None = None, seed: int = 0
+    spec: PreprocessSpec, shape: Sequence[int], images: str | Path | None = None, seed: int = 0,
+    scaled: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Named input sets (``real``, ``random``) and a description of each, for the manifest."""
+    """Named input sets (``real``, ``random``) and a description of each, for the manifest.
+
+    ``scaled`` adds a ``scaled`` set: the first noise input times 0.1, 10 and -1, so a branch on
+    the input's sign or scale that a trace froze is exercised (the FP32 export check uses it).
+    """
     real, where = real_inputs(spec, N_REAL, images=images, seed=seed)
     rnd = random_inputs((N_RANDOM, *shape[1:]), seed=seed)
-    return {"real": real, "random": rnd}, {"real": where, "random": f"{N_RANDOM} seeded N(0,1) inputs (seed {seed})"}
+    sets = {"real": real, "random": rnd}
+    descs = {"real": where, "random": f"{N_RANDOM} seeded N(0,1) inputs (seed {seed})"}
+    if scaled:
+        sets["scaled"] = scaled_inputs(rnd[0])
+        descs["scaled"] = f"the first random input times {', '.join(f'{s:g}' for s in SCALES)}"
+    return sets, descs
 
 
 def ort_session(path: Path, threads: int | None = None):

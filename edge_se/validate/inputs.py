@@ -56,6 +56,19 @@ def random_inputs(shape: Sequence[int], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(tuple(int(s) for s in shape)).astype(np.float32)
 
 
+#: factors applied to one noise input by :func:`scaled_inputs` (small, large, negated)
+SCALES = (0.1, 10.0, -1.0)
+
+
+def scaled_inputs(x: np.ndarray, scales: Sequence[float] = SCALES) -> np.ndarray:
+    """Copies of the sample ``x`` (CxHxW) times each factor in ``scales``, stacked (float32).
+
+    A model whose traced graph froze a branch on its input's sign or scale (``if x.mean() > 0``,
+    ``if x.abs().max() < 1``) takes the other branch on one of them.
+    """
+    return np.stack([np.asarray(x, dtype=np.float32) * np.float32(s) for s in scales]).astype(np.float32)
+
+
 def real_inputs(
     spec: PreprocessSpec, n: int, images: str | Path | None = None, seed: int = 0
 ) -> tuple[np.ndarray, str]:
@@ -71,4 +84,4 @@ def real_inputs(
     return x, f"{n} crops of scikit-learn's sample images"
 
 
-__all__ = ["ImagesError", "folder_images", "random_inputs", "real_inputs", "sample_crops", "sample_images"]
+__all__ = ["ImagesError", "folder_images", "random_inputs", "real_inputs", "sample_crops", "scaled_inputs", "sample_images"]

@@ -31,12 +31,13 @@ def test_unknown_model_name_suggests_close_matches(capsys, tmp_path):
     assert code == 2 and "se_resnet18" in err
 
 
-def test_existing_folder_that_is_not_a_bundle_is_refused_without_force(tmp_path):
+@pytest.mark.parametrize("force", [False, True])
+def test_existing_folder_that_is_not_a_bundle_is_refused_even_with_force(tmp_path, force):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(InputError, match="not an edge-se bundle.*--force"):
-        export_bundle("se_digits", (1, 1, 32, 32), out)
+    with pytest.raises(InputError, match="not an edge-se bundle.*never replaces a folder it did not make"):
+        export_bundle("se_digits", (1, 1, 32, 32), out, force=force)
     assert (out / "notes.txt").read_text() == "mine"
 
 

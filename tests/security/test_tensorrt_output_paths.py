@@ -123,3 +123,21 @@ def test_an_explicit_out_folder_outside_the_bundle_is_the_users_choice(tmp_path,
     script = write_trtexec_script(nested, recipe, plan, out, recipe.engine_name())
     assert script == out / "build_orin.sh"
     assert "--onnx=../a/b/bundle/model.onnx" in script.read_text()
+
+
+@pytest.mark.parametrize("cache", ["../../x/timing.cache", "/tmp/elsewhere/timing.cache", "~/.bashrc"])
+def test_recipe_timing_cache_outside_its_folder_is_refused(tmp_path, nested, capsys, cache):
+    text = RECIPE.format(name='"orin"') + f"\n[build]\ntiming_cache = {json.dumps(cache)}\n"
+    recipe = write_recipe(tmp_path / "r.toml", text)
+    code = main(["build", str(nested.root), "--recipe", str(recipe), "--script-only", "10.3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert "build.timing_cache" in err and "inside the recipe's folder" in err
+
+
+def test_recipe_timing_cache_inside_its_folder_is_kept(tmp_path):
+    from edge_se.tensorrt.recipe import load_recipe
+
+    text = RECIPE.format(name='"orin"') + '\n[build]\ntiming_cache = "timing/orin.cache"\n'
+    recipe = load_recipe(write_recipe(tmp_path / "r.toml", text))
+    assert recipe.timing_cache == (tmp_path / "timing" / "orin.cache").resolve()
