@@ -250,10 +250,12 @@ _held_guard = threading.Lock()
 
 @contextlib.contextmanager
 def bundle_lock(root: str | os.PathLike[str], timeout: float | None = None) -> Iterator[None]:
-    """Exclusive lock on a bundle for a writing stage (``fcntl.flock`` on ``root/.edge-se.lock``).
+    """Exclusive lock on a bundle for a writing stage (``fcntl.flock`` on the bundle folder itself).
 
-    Re-entrant within a process. Another process holding it is waited for, with a message
-    naming its PID, for ``timeout`` seconds (default :data:`LOCK_TIMEOUT`), then a one-line error.
+    While it is held, ``root/.edge-se.lock`` names the holder's PID (removed on release, so a
+    finished stage leaves nothing behind). Re-entrant within a process. Another process holding
+    it is waited for, with a message naming its PID, for ``timeout`` seconds (default
+    :data:`LOCK_TIMEOUT`), then a one-line error.
     """
     try:
         import fcntl
@@ -262,34 +264,30 @@ def bundle_lock(root: str | os.PathLike[str], timeout: float | None = None) -> I
         return
     key = str(Path(root).resolve())
     with _held_guard:
-        if key in _held:
-            fd, depth = _held[key]
-            _held[key] = (fd, depth + 1)
-            reentered = True
-        else:
-            reentered = False
-    if reentered:
+        depth = _held.get(key, (0, 0))[1]
+        if depth:
+            _held[key] = (_held[key][0], depth + 1)
+    if depth:
         try:
             yield
         finally:
             with _held_guard:
-                fd, depth = _held[key]
-                _held[key] = (fd, depth - 1)
+                fd, n = _held[key]
+                _held[key] = (fd, n - 1)
         return
-    path = Path(key) / LOCK_NAME
-    wait = LOCK_TIMEOUT if timeout is None else timeout
-    deadline = time.monotonic() + wait
+    pid_file = Path(key) / LOCK_NAME
+    deadline = time.monotonic() + (LOCK_TIMEOUT if timeout is None else timeout)
     said = False
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(key, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except OSError as e:
-            raise BundleError(f"cannot lock bundle {root} ({e.strerror}); check that the folder is writable") from None
+            raise BundleError(f"cannot lock bundle {root} ({e.strerror}); check that the folder exists and is readable") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_pid(fd)
             os.close(fd)
+            holder = _read_pid(pid_file)
             if time.monotonic() >= deadline:
                 raise BundleError(
                     f"bundle {root} is being written by another edge-se process (PID {holder}); "
@@ -301,14 +299,16 @@ def bundle_lock(root: str | os.PathLike[str], timeout: float | None = None) -> I
             time.sleep(0.2)
             continue
         try:  # the bundle may have been replaced (export --force) while we waited: lock the current one
-            if os.stat(path).st_ino != os.fstat(fd).st_ino:
-                raise FileNotFoundError
+            same = os.stat(key).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
-            os.close(fd)
-            continue
-        break
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        atomic_write_text(pid_file, str(os.getpid()))
+    except OSError:
+        pass  # a read-only bundle can still be locked; the waiter then says "PID unknown"
     with _held_guard:
         _held[key] = (fd, 1)
     try:
@@ -316,12 +316,14 @@ def bundle_lock(root: str | os.PathLike[str], timeout: float | None = None) -> I
     finally:
         with _held_guard:
             del _held[key]
+        with contextlib.suppress(OSError):
+            pid_file.unlink()
         os.close(fd)  # releases the flock
 
 
-def _read_pid(fd: int) -> str:
+def _read_pid(path: Path) -> str:
     try:
-        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        return path.read_text(encoding="ascii", errors="replace").strip() or "unknown"
     except OSError:
         return "unknown"
 

@@ -16,45 +16,21 @@ from pathlib import Path
 import pytest
 
 from edge_se.cli import main
-from tests.tensorrt.conftest import export_tiny, make_bundle, write_recipe
+from tests.tensorrt.conftest import make_bundle, write_recipe
+from trust_helpers import recipe_text, tree
 
 needs_bash = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("sha256sum") is None,
                                 reason="needs bash and sha256sum")
 
-RECIPE = """{name}
-[model]
-spec = "tiny"
-input_shape = [1, 3, 32, 32]
-batch = [1, 1, 4]
-{input_name}
-[target]
-name = "jetson-orin"
-tensorrt = ">=10.3,<10.4"
-
-[precision]
-mode = "fp16"
-"""
-
-
-@pytest.fixture(scope="module")
-def injection_onnx(tmp_path_factory) -> Path:
-    return export_tiny(tmp_path_factory.mktemp("onnx") / "tiny.onnx")
-
-
 @pytest.fixture
-def work(tmp_path, injection_onnx, monkeypatch):
+def work(tmp_path, security_onnx, monkeypatch):
     """(tmp_path, bundle): a real bundle; the current folder is tmp_path so `touch PWNED` lands there."""
     monkeypatch.chdir(tmp_path)
-    return tmp_path, make_bundle(tmp_path / "bundle", {"model.onnx": injection_onnx})
+    return tmp_path, make_bundle(tmp_path / "bundle", {"model.onnx": security_onnx})
 
 
 def recipe_file(path: Path, name: str | None = None, input_name: str | None = None) -> Path:
-    return write_recipe(path, RECIPE.format(name="" if name is None else f"name = {json.dumps(name)}",
-                                            input_name="" if input_name is None else f"input_name = {json.dumps(input_name)}"))
-
-
-def tree(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
+    return write_recipe(path, recipe_text(name, input_name))
 
 
 def script_only(bundle_root: Path, recipe: Path, capsys) -> tuple[int, str]:

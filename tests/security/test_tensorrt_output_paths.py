@@ -8,47 +8,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 
 from edge_se.cli import main
 from edge_se.errors import BundleError
-from tests.tensorrt.conftest import export_tiny, make_bundle, write_recipe
-
-RECIPE = """name = {name}
-[model]
-spec = "tiny"
-input_shape = [1, 3, 32, 32]
-
-[target]
-name = "jetson-orin"
-tensorrt = ">=10.3,<10.4"
-
-[precision]
-mode = "fp16"
-"""
-
-
-@pytest.fixture(scope="module")
-def paths_onnx(tmp_path_factory) -> Path:
-    return export_tiny(tmp_path_factory.mktemp("onnx") / "tiny.onnx")
-
+from tests.tensorrt.conftest import make_bundle, write_recipe
+from trust_helpers import recipe_text, tree
 
 @pytest.fixture
-def nested(tmp_path, paths_onnx, monkeypatch):
+def nested(tmp_path, security_onnx, monkeypatch):
     """A bundle three folders down, so ``../../x`` and ``../../../x`` both land in this test's tmp_path."""
     monkeypatch.chdir(tmp_path)
-    return make_bundle(tmp_path / "a" / "b" / "bundle", {"model.onnx": paths_onnx})
-
-
-def tree(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
+    return make_bundle(tmp_path / "a" / "b" / "bundle", {"model.onnx": security_onnx})
 
 
 @pytest.mark.parametrize("name", ["../../x/z", "../../../x/z", "/tmp/x/z", "x/z", ".."])
 def test_recipe_name_with_path_parts_writes_nothing_anywhere(tmp_path, nested, capsys, name):
-    recipe = write_recipe(tmp_path / "r.toml", RECIPE.format(name=json.dumps(name)))
+    recipe = write_recipe(tmp_path / "r.toml", recipe_text(name))
     before = tree(tmp_path)
     code = main(["build", str(nested.root), "--recipe", str(recipe), "--script-only", "10.3"])
     err = capsys.readouterr().err.strip()
@@ -65,7 +42,7 @@ def test_script_writer_refuses_an_engine_name_outside_the_folder(tmp_path, neste
     from edge_se.tensorrt.recipe import load_recipe
     from edge_se.tensorrt.versions import parse_version
 
-    good = load_recipe(write_recipe(tmp_path / "r.toml", RECIPE.format(name='"orin"')))
+    good = load_recipe(write_recipe(tmp_path / "r.toml", recipe_text("orin")))
     evil = dataclasses.replace(good, name="../../x/z")
     plan = plan_build(evil, parse_version("10.3"), "tensorrt", "input")
     before = tree(tmp_path)
@@ -116,7 +93,7 @@ def test_an_explicit_out_folder_outside_the_bundle_is_the_users_choice(tmp_path,
     from edge_se.tensorrt.recipe import load_recipe
     from edge_se.tensorrt.versions import parse_version
 
-    recipe = load_recipe(write_recipe(tmp_path / "r.toml", RECIPE.format(name='"orin"')))
+    recipe = load_recipe(write_recipe(tmp_path / "r.toml", recipe_text("orin")))
     plan = plan_build(recipe, parse_version("10.3"), "tensorrt", "input")
     out = tmp_path / "out"
     out.mkdir()
@@ -127,7 +104,7 @@ def test_an_explicit_out_folder_outside_the_bundle_is_the_users_choice(tmp_path,
 
 @pytest.mark.parametrize("cache", ["../../x/timing.cache", "/tmp/elsewhere/timing.cache", "~/.bashrc"])
 def test_recipe_timing_cache_outside_its_folder_is_refused(tmp_path, nested, capsys, cache):
-    text = RECIPE.format(name='"orin"') + f"\n[build]\ntiming_cache = {json.dumps(cache)}\n"
+    text = recipe_text("orin") + f"\n[build]\ntiming_cache = {json.dumps(cache)}\n"
     recipe = write_recipe(tmp_path / "r.toml", text)
     code = main(["build", str(nested.root), "--recipe", str(recipe), "--script-only", "10.3"])
     err = capsys.readouterr().err.strip()
@@ -138,6 +115,6 @@ def test_recipe_timing_cache_outside_its_folder_is_refused(tmp_path, nested, cap
 def test_recipe_timing_cache_inside_its_folder_is_kept(tmp_path):
     from edge_se.tensorrt.recipe import load_recipe
 
-    text = RECIPE.format(name='"orin"') + '\n[build]\ntiming_cache = "timing/orin.cache"\n'
+    text = recipe_text("orin") + '\n[build]\ntiming_cache = "timing/orin.cache"\n'
     recipe = load_recipe(write_recipe(tmp_path / "r.toml", text))
     assert recipe.timing_cache == (tmp_path / "timing" / "orin.cache").resolve()

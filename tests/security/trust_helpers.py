@@ -54,3 +54,29 @@ def sample_image() -> Path:
     import sklearn.datasets
 
     return Path(sklearn.datasets.__file__).parent / "images" / "china.jpg"
+
+
+TRT_RECIPE = """{name}
+[model]
+spec = "tiny"
+input_shape = [1, 3, 32, 32]
+batch = [1, 1, 4]
+{input_name}
+[target]
+name = "jetson-orin"
+tensorrt = ">=10.3,<10.4"
+
+[precision]
+mode = "fp16"
+"""
+
+
+def recipe_text(name: str | None = None, input_name: str | None = None) -> str:
+    """A minimal FP16 Orin recipe; ``name``/``input_name`` are written as TOML strings when given."""
+    return TRT_RECIPE.format(name="" if name is None else f"name = {json.dumps(name)}",
+                             input_name="" if input_name is None else f"input_name = {json.dumps(input_name)}")
+
+
+def tree(root: Path) -> set[str]:
+    """Every path below ``root``, relative."""
+    return {str(p.relative_to(root)) for p in Path(root).rglob("*")}
