@@ -505,6 +505,20 @@ class Bundle:
         confined_path(self.root, entry.get("path"), f"{field}.path")
         safe_sha256(entry.get("sha256"), f"{field}.sha256", str(where))
 
+    def section(self, name: str) -> dict[str, Any]:
+        """The manifest's ``model`` or ``preprocessing`` table, with a one-line error naming what is missing."""
+        where = self.root / MANIFEST_NAME
+        value = self.manifest.get(name)
+        if not isinstance(value, dict):
+            raise BundleError(f"{where} has no '{name}' table; re-create the bundle with 'edge-se export'")
+        if name == "model":
+            shape = value.get("input_shape")
+            if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+                raise BundleError(f"{where}: model.input_shape must be a list of positive integers, found {shape!r:.60}")
+            if not isinstance(value.get("dynamic_batch", False), bool):
+                raise BundleError(f"{where}: model.dynamic_batch must be true or false")
+        return value
+
     # -- artifacts -----------------------------------------------------------------------
     @property
     def artifacts(self) -> dict[str, dict[str, Any]]:

@@ -216,10 +216,10 @@ def validate_fp32(bundle: Bundle, module, images: str | Path | None = None) -> l
     Besides real images and noise, a ``scaled`` set (noise x0.1, x10, negated) exercises a branch
     on the input's sign or scale that the trace may have frozen.
     """
-    shape = bundle.manifest["model"]["input_shape"]
-    spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
-    inputs, desc = validation_inputs(spec, shape, images=images, seed=bundle.manifest["model"].get("seed", SEED), scaled=True)
-    dynamic = bundle.manifest["model"]["dynamic_batch"]
+    shape = bundle.section("model")["input_shape"]
+    spec = PreprocessSpec.from_dict(bundle.section("preprocessing"))
+    inputs, desc = validation_inputs(spec, shape, images=images, seed=bundle.section("model").get("seed", SEED), scaled=True)
+    dynamic = bundle.section("model")["dynamic_batch"]
     ref = reference_outputs(torch_runner(module), inputs)
     names = [o["name"] for o in bundle.artifact("model.onnx")["outputs"]]
     checks = check_numerics("model.onnx", ort_runner(bundle.verify("model.onnx")), ref, inputs, desc, "fp32", dynamic, names)

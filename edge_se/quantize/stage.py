@@ -142,9 +142,9 @@ def _quantize_fp16(bundle: Bundle, *, keep_io_types: bool, images: str | Path | 
     try:
         with progress.stage("Converting to FP16"):
             info = convert_fp16(fp32, staging / FP16_ARTIFACT, keep_io_types=keep_io_types)
-        spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
-        shape = bundle.manifest["model"]["input_shape"]
-        sets, descs = validation_inputs(spec, shape, images=images, seed=bundle.manifest["model"].get("seed", 0))
+        spec = PreprocessSpec.from_dict(bundle.section("preprocessing"))
+        shape = bundle.section("model")["input_shape"]
+        sets, descs = validation_inputs(spec, shape, images=images, seed=bundle.section("model").get("seed", 0))
         with progress.stage("Validating FP16 against the reference"):
             ref_fn, ref_desc = _reference(bundle, fp32, reference)
             checks = _numerics_checks(FP16_ARTIFACT, staging / FP16_ARTIFACT, ref_fn, ref_desc,
@@ -219,8 +219,8 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
         raise InputError(f"--max-drop applies to --policy auto only, not {policy!r}; drop it or use --policy auto")
     max_drop = policies.DEFAULT_MAX_DROP if max_drop is None else float(max_drop)
     fp32 = _fp32_onnx(bundle)
-    shape = bundle.manifest["model"]["input_shape"]
-    pre = bundle.manifest["preprocessing"]
+    shape = bundle.section("model")["input_shape"]
+    pre = bundle.section("preprocessing")
     check_matches(calibration, shape, pre)
     if evaluation is not None:
         check_matches(evaluation, shape, pre)

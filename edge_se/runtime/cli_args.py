@@ -46,7 +46,10 @@ def read_spec_file(path: str) -> dict:
     file = Path(path)
     if not file.is_file():
         raise InputError(f"preprocessing file {file} does not exist")
-    text = file.read_text(encoding="utf-8")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"preprocessing file {file} is not UTF-8 text (byte {e.start}); expected JSON or TOML") from None
     try:
         if file.suffix.lower() == ".toml":
             try:

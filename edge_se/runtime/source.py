@@ -189,7 +189,7 @@ def _from_bundle(root, backend, precision, artifact, preprocessing, labels, veri
         notes.append("sha256 verification skipped (--no-verify)")
     spec = _preprocessing(preprocessing, "preprocessing")
     if spec is None and bundle.manifest.get("preprocessing") is not None:
-        spec = _preprocessing(bundle.manifest["preprocessing"], f"{bundle.root / 'manifest.json'}: preprocessing")
+        spec = _preprocessing(bundle.section("preprocessing"), f"{bundle.root / 'manifest.json'}: preprocessing")
     label_list = _labels(labels)
     if label_list is None and bundle.manifest.get("labels"):
         entry = bundle.manifest["labels"]

@@ -58,7 +58,7 @@ def validate_engine(bundle_root: str, engine_name: str, n: int = 8, iterations: 
     rec = bundle.artifact(engine_name)
     plan = rec["plan"]
     lo, opt, hi = (tuple(s) for s in (plan["profiles"][0]["min"], plan["profiles"][0]["opt"], plan["profiles"][0]["max"]))
-    spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"], where=str(bundle.root))
+    spec = PreprocessSpec.from_dict(bundle.section("preprocessing"), where=str(bundle.root))
     batch = max(lo[0], min(n, hi[0]))
     x, source = real_inputs(spec, batch)
     x = np.ascontiguousarray(x, dtype=np.float32)

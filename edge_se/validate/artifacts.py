@@ -18,9 +18,9 @@ def validate_bundle(
 
     for name in bundle.artifacts:
         bundle.verify(name)
+    model = bundle.section("model")
+    spec = PreprocessSpec.from_dict(bundle.section("preprocessing"))
     module = reference_module(bundle, reference)
-    model = bundle.manifest["model"]
-    spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
     inputs, desc = validation_inputs(spec, model["input_shape"], images=images, seed=model.get("seed", 0))
     ref = reference_outputs(torch_runner(module), inputs)
     checks: list[dict[str, Any]] = []

@@ -152,7 +152,7 @@ def evaluation_data(bundle, spec, *, images=None, labels=None, digits=False, lim
     """The inputs the matrix measures on, and the calibration set for INT8 variants it creates."""
     from edge_se.validate.inputs import sample_images
 
-    shape = list(bundle.manifest["model"]["input_shape"])
+    shape = list(bundle.section("model")["input_shape"])
     if digits:
         if images is not None or labels is not None:
             raise InputError("--digits uses the built-in digits-hard set; drop --images/--labels, or drop --digits")
@@ -423,7 +423,7 @@ def run_matrix(
     bundle = Bundle.open(bundle_dir)
     out_dir = Path(out) if out is not None else bundle.root / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
-    spec = PreprocessSpec.from_dict(bundle.manifest["preprocessing"])
+    spec = PreprocessSpec.from_dict(bundle.section("preprocessing"))
     t0 = time.perf_counter()
     with progress.stage("Loading the PyTorch reference and the data"):
         data = evaluation_data(bundle, spec, images=images, labels=labels, digits=digits, limit=limit, seed=seed)

@@ -92,3 +92,25 @@ def test_binary_labels_file_is_refused_in_one_line(bundle, tmp_path):
     r = run_cli("predict", bundle, sample_image(), "--labels", labels)
     assert r.returncode == 2
     assert "not UTF-8" in one_line(r.stderr)
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda m: m.pop("preprocessing"), "'preprocessing' table"),
+    (lambda m: m["model"].__setitem__("input_shape", "1x3x16x16"), "model.input_shape"),
+], ids=["preprocessing-missing", "input-shape-wrong-type"])
+def test_stages_refuse_a_manifest_missing_what_they_need_in_one_line(bundle, edit, field):
+    m = manifest(bundle)
+    edit(m)
+    write_manifest(bundle, m)
+    for cmd in (["validate", bundle], ["quantize", bundle, "--precision", "fp16"]):
+        r = run_cli(*cmd)
+        assert r.returncode == 2, (cmd, r.stderr)
+        assert field in r.stderr.strip().splitlines()[-1] and "internal error" not in r.stderr
+
+
+def test_binary_preprocessing_file_is_refused_in_one_line(bundle, tmp_path):
+    pre = tmp_path / "pre.json"
+    pre.write_bytes(b"\xff\xfe\x00binary")
+    r = run_cli("predict", bundle, sample_image(), "--preprocessing", pre)
+    assert r.returncode == 2
+    assert "not UTF-8" in one_line(r.stderr)
