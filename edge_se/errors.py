@@ -44,6 +44,10 @@ class BundleError(InputError):
     """A bundle folder or its manifest is missing, malformed, or refused."""
 
 
+class UntrustedCodeError(BundleError):
+    """A bundle would need code it names to be imported; the user must name or trust that code."""
+
+
 class ExportError(EdgeSEError):
     """A model could not be traced, exported, simplified or checked."""
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_se import progress
 from edge_se.bundle import Bundle, owned_mkdtemp, sweep_temp
-from edge_se.errors import BundleError, CalibrationError, CheckFailed, InputError
+from edge_se.errors import BundleError, CalibrationError, CheckFailed, InputError, UntrustedCodeError
 from edge_se.quantize.flavours import DEFAULT_WEIGHT_ROUNDING
 from edge_se.quantize.ranges import DEFAULT_PERCENTILE, METHODS
 
@@ -83,6 +83,9 @@ def _reference(bundle: Bundle, fp32: Path, options: Any = None) -> tuple[Callabl
         return torch_fn, f"PyTorch ({model.get('spec')})"
     except Exception as e:  # noqa: BLE001 - any failure to rebuild falls back, and says why
         reason = f"{type(e).__name__}: {e}"
+        if isinstance(e, UntrustedCodeError):
+            progress.info("[yellow]note[/yellow]: validating against the FP32 ONNX: this bundle was exported from a "
+                          "user file; pass --model FILE.py:factory to validate against PyTorch")
         return (lambda x: run_onnx(fp32, x)), f"FP32 ONNX model.onnx (PyTorch model not rebuilt: {reason[:120]})"
 
 

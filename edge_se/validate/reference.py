@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edge_se import progress
 from edge_se.bundle import Bundle, sha256_file
-from edge_se.errors import BundleError
+from edge_se.errors import BundleError, UntrustedCodeError
 
 TRUST_FLAG = "--trust-bundle-code"
 MODEL_FLAG = "--model"
@@ -52,7 +52,7 @@ def _user_file_spec(bundle: Bundle, spec: str, factory: str | None, options: Ref
     if options.trust_bundle_code:
         progress.info(f"{TRUST_FLAG}: importing {spec} as the manifest names it (its code runs on this machine)")
         return spec
-    raise BundleError(
+    raise UntrustedCodeError(
         f"{where} names the user model file {spec!r}; edge-se never imports code a manifest names. "
         f"Pass {MODEL_FLAG} FILE.py:{factory or 'factory'} (checked against the sha256 recorded at export) "
         f"or {TRUST_FLAG} if you trust this bundle"
