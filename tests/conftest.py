@@ -80,3 +80,29 @@ def user_bundle(tmp_path_factory):
     out = root / "bundle"
     export_bundle(f"{model}:build", (1, 3, 16, 16), out, labels=labels)
     return out, model
+
+
+SMALL_DIGITS_SPEC = """
+description = "64 training-augmented digits (tests)"
+[source]
+kind = "digits"
+split = "train"
+augment = "train"
+[preprocessing]
+crop = [32, 32]
+resize = false
+color = "GRAY"
+mean = [0.5]
+std = [0.5]
+[selection]
+count = 64
+seed = 0
+"""
+
+
+@pytest.fixture(scope="session")
+def small_calib_spec(tmp_path_factory) -> Path:
+    """A calibration spec of 64 training-augmented digits (for the *_digits models), written to a file."""
+    path = tmp_path_factory.mktemp("spec") / "small-digits.toml"
+    path.write_text(SMALL_DIGITS_SPEC)
+    return path

@@ -25,6 +25,7 @@ import numpy as np
 from edge_se import progress
 from edge_se.bundle import Bundle, owned_mkdtemp, sweep_temp
 from edge_se.errors import BundleError, CalibrationError, CheckFailed, InputError, UntrustedCodeError
+from edge_se.manifest import TENSORRT_CALIBRATION_CACHE, TRT_QDQ_ARTIFACT
 from edge_se.quantize.flavours import DEFAULT_WEIGHT_ROUNDING
 from edge_se.quantize.ranges import DEFAULT_PERCENTILE, METHODS
 
@@ -33,7 +34,7 @@ PRECISIONS = ("fp16", "int8")
 DEFAULT_METHOD = "minmax"
 DEFAULT_POLICY = "auto"
 FP16_ARTIFACT = "model.fp16.onnx"
-TRT_ARTIFACT = "model.int8.trt.onnx"
+TRT_ARTIFACT = TRT_QDQ_ARTIFACT
 CPU_ARTIFACT = "model.int8.cpu.onnx"
 CACHE_ARTIFACT = "model.int8.calib.cache"
 RANGES_FILE = "model.int8.ranges.json"
@@ -309,7 +310,7 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
                                 **common)
             bundle.add_artifact(CPU_ARTIFACT, backend="onnxruntime", int8=cpu_info,
                                 kept_in_float=decisions[CPU_ARTIFACT].to_dict(), **common)
-            bundle.add_artifact(CACHE_ARTIFACT, stage="quantize", format="tensorrt-calibration-cache", precision="int8",
+            bundle.add_artifact(CACHE_ARTIFACT, stage="quantize", format=TENSORRT_CALIBRATION_CACHE, precision="int8",
                                 backend="tensorrt", extra_files=[RANGES_FILE], policy=None, header=cache.header,
                                 tensors=len(cache.scales), for_onnx="model.onnx", calibration=calib_record)
             bundle.manifest.setdefault("timings", {}).update({f"quantize_{k}": v for k, v in timings.items()})

@@ -19,6 +19,7 @@ import numpy as np
 from edge_se import __version__
 from edge_se.bundle import Bundle, atomic_write_bytes, owned_mkdtemp, sha256_file
 from edge_se.errors import BundleError, CalibrationError
+from edge_se.manifest import TENSORRT_CALIBRATION_CACHE, TENSORRT_ENGINE, TRT_QDQ_ARTIFACT, kept_float_nodes
 from edge_se.tensorrt import sidecar as sc
 from edge_se.tensorrt.plan import BuildPlan, plan_build
 from edge_se.tensorrt.recipe import Recipe
@@ -26,8 +27,6 @@ from edge_se.tensorrt.trtexec import render_script, trtexec_command, write_scrip
 from edge_se.tensorrt.versions import Version
 from edge_se.trust import confined_path, inside_root, safe_name, safe_sha256
 
-CALIB_CACHE_FORMAT = "trt-calibration-cache"
-CALIB_SET_FORMAT = "calibration-set"
 
 
 def input_name(bundle: Bundle, recipe: Recipe) -> str:
@@ -73,10 +72,14 @@ def float_nodes(bundle: Bundle, plan: BuildPlan, onnx_path: Path) -> tuple[list[
     """ONNX node names the precision policy keeps in float, and where the list came from."""
     if plan.policy_mode != "layer-constraints":
         return [], "none"
-    for name in ("model.int8.trt.onnx", "model.fp16.onnx"):
-        nodes = bundle.artifacts.get(name, {}).get("float_nodes")
-        if plan.policy == "auto" and nodes is not None:
-            return list(nodes), f"bundle:{name}"
+    if plan.policy == "auto":  # the decision the quantize stage recorded for the TensorRT-ready file
+        nodes = kept_float_nodes(bundle.artifacts.get(TRT_QDQ_ARTIFACT))
+        if nodes is None:
+            raise CalibrationError(
+                f"recipe policy 'auto' needs the decision of the INT8 stage, but {bundle.root} has no "
+                f"{TRT_QDQ_ARTIFACT} with one; run 'edge-se quantize {bundle.root} --precision int8 --policy auto' first"
+            )
+        return nodes, f"bundle:{TRT_QDQ_ARTIFACT}"
     from edge_se.quantize.patterns import find_attention_gates, gate_node_names
 
     return gate_node_names(find_attention_gates(onnx_path)), "attention-gate patterns"
@@ -118,15 +121,13 @@ def calibration_inputs(
     """(cache bytes, batches, calibration identity sha256) for the calibrator path."""
     from edge_se.tensorrt.calibrator import check_cache
 
-    cache = cache or _find(bundle, CALIB_CACHE_FORMAT)
+    cache = cache or _find(bundle, TENSORRT_CALIBRATION_CACHE)
     data = None
     if cache is not None:
         if not Path(cache).is_file():
             raise CalibrationError(f"calibration cache {cache} does not exist")
         data = Path(cache).read_bytes()
         check_cache(data, plan.calibrator or "entropy2", str(cache))
-    calib_set = calib_set or (artifact_file(bundle, bundle.find(format=CALIB_SET_FORMAT)[0])
-                              if bundle.find(format=CALIB_SET_FORMAT) else None)
     batches, identity = None, (sha256_file(cache) if cache else None)
     if calib_set is not None:
         from edge_se.calibration.dataset import load_calibration_set
@@ -168,7 +169,7 @@ def write_trtexec_script(
     if plan.calibrator:
         # The cache this build wrote, else the INT8 stage's cache in the bundle (same algorithm).
         cache = folder / calib_cache_name(engine_name)
-        staged = bundle.find(format=CALIB_CACHE_FORMAT)
+        staged = bundle.find(format=TENSORRT_CALIBRATION_CACHE)
         if not cache.is_file() and staged:
             cache = artifact_file(bundle, staged[0])
         cache_rel = os.path.relpath(cache, folder)
@@ -298,7 +299,7 @@ def _build(bundle: Bundle, recipe: Recipe, folder: Path, staging: Path | None, f
     extra = [side.name] + ([script.name] if script else [])
     extra += [cache_out.name] if cache_out is not None and cache_out.exists() else []
     with bundle.publishing(staging, [engine_name, *extra]):
-        record = bundle.add_artifact(engine_name, stage="tensorrt", format="tensorrt-engine",
+        record = bundle.add_artifact(engine_name, stage="tensorrt", format=TENSORRT_ENGINE,
                                      precision=recipe.precision, backend="tensorrt", extra_files=extra, **meta)
         bundle.manifest.setdefault("tools", {})[trt.flavor] = trt.version_text
     return record

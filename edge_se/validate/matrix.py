@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edge_se.errors import EdgeSEError, InputError, MissingDependencyError
+from edge_se.manifest import TENSORRT_ENGINE
 
 PRECISIONS = ("fp32", "fp16", "int8")
 POLICIES = ("all", "keep-gates", "auto")
@@ -371,7 +372,7 @@ def _backend_available(backend: str) -> str | None:
 def _engine_for(bundle, precision: str) -> Path | None:
     """A TensorRT engine of the bundle at ``precision`` (built by ``edge-se build``), if any."""
     for name, rec in bundle.artifacts.items():
-        if rec.get("format") in ("engine", "tensorrt") and rec.get("precision") == precision:
+        if rec.get("format") == TENSORRT_ENGINE and rec.get("precision") == precision:
             return bundle.verify(name)
     return None
 

@@ -10,24 +10,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SMALL_SPEC = """
-description = "64 training-augmented digits (test)"
-[source]
-kind = "digits"
-split = "train"
-augment = "train"
-[preprocessing]
-crop = [32, 32]
-resize = false
-color = "GRAY"
-mean = [0.5]
-std = [0.5]
-[selection]
-count = 64
-seed = 0
-"""
-
-
 def _cli(*args, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edge_se.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=600, **kw)
@@ -80,14 +62,13 @@ def test_force_replaces_an_edge_se_bundle_and_an_empty_folder_is_used(tmp_path, 
     assert _export(empty).returncode == 0
 
 
-def test_two_quantize_runs_at_once_keep_both_artifacts(tmp_path, digits_bundle):
+def test_two_quantize_runs_at_once_keep_both_artifacts(tmp_path, digits_bundle, small_calib_spec):
     import json
     import shutil
 
     b = tmp_path / "b"
     shutil.copytree(digits_bundle, b)
-    spec = tmp_path / "small.toml"
-    spec.write_text(SMALL_SPEC)
+    spec = small_calib_spec
     cmd = [sys.executable, "-m", "edge_se.cli", "-q", "quantize", str(b)]
     p16 = subprocess.Popen([*cmd, "--precision", "fp16"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     p8 = subprocess.Popen([*cmd, "--precision", "int8", "--calib", str(spec), "--policy", "all",

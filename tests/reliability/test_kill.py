@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from test_force_and_concurrency import SMALL_SPEC, _cli, _export, assert_intact
+from test_force_and_concurrency import _cli, _export, assert_intact
 
 INT8 = ("--precision", "int8", "--policy", "all", "--weight-rounding", "nearest")
 
@@ -51,11 +51,10 @@ def test_export_killed_after_a_stage_leaves_nothing_the_next_run_keeps(tmp_path,
 
 
 @pytest.mark.parametrize("n_done", [1, 2, 3])
-def test_quantize_killed_after_a_stage_is_cleaned_by_the_next_run(tmp_path, base, n_done):
+def test_quantize_killed_after_a_stage_is_cleaned_by_the_next_run(tmp_path, base, n_done, small_calib_spec):
     b = tmp_path / "b"
     shutil.copytree(base, b)
-    spec = tmp_path / "small.toml"
-    spec.write_text(SMALL_SPEC)
+    spec = small_calib_spec
     temp = Path(tempfile.gettempdir())
     before = _edge_se_temp(temp)
     _kill_after(["quantize", str(b), "--calib", str(spec), *INT8], n_done)

@@ -86,10 +86,11 @@ def test_malformed_manifest_records_give_one_line_naming_the_field(bundle, edit,
         assert field in one_line(r.stderr)
 
 
-def test_binary_labels_file_is_refused_in_one_line(bundle, tmp_path):
-    labels = tmp_path / "bin.txt"
-    labels.write_bytes(b"\xff\xfe\x00\x81binary")
-    r = run_cli("predict", bundle, sample_image(), "--labels", labels)
+@pytest.mark.parametrize("option", ["--labels", "--preprocessing"])
+def test_binary_labels_or_preprocessing_file_is_refused_in_one_line(bundle, tmp_path, option):
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00\x81binary")
+    r = run_cli("predict", bundle, sample_image(), option, binary)
     assert r.returncode == 2
     assert "not UTF-8" in one_line(r.stderr)
 
@@ -106,11 +107,3 @@ def test_stages_refuse_a_manifest_missing_what_they_need_in_one_line(bundle, edi
         r = run_cli(*cmd)
         assert r.returncode == 2, (cmd, r.stderr)
         assert field in r.stderr.strip().splitlines()[-1] and "internal error" not in r.stderr
-
-
-def test_binary_preprocessing_file_is_refused_in_one_line(bundle, tmp_path):
-    pre = tmp_path / "pre.json"
-    pre.write_bytes(b"\xff\xfe\x00binary")
-    r = run_cli("predict", bundle, sample_image(), "--preprocessing", pre)
-    assert r.returncode == 2
-    assert "not UTF-8" in one_line(r.stderr)

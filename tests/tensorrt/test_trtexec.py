@@ -128,7 +128,9 @@ def test_calibrator_script_uses_the_bundles_calibration_cache_and_keeps_gates_in
     from edge_se.cli import main
 
     (tiny_bundle.root / "calibration.cache").write_text("TRT-100300-MinMaxCalibration\ninput: 3c010204\n")
-    tiny_bundle.add_artifact("calibration.cache", stage="quantize", format="trt-calibration-cache",
+    from edge_se.manifest import TENSORRT_CALIBRATION_CACHE
+
+    tiny_bundle.add_artifact("calibration.cache", stage="quantize", format=TENSORRT_CALIBRATION_CACHE,
                              precision="int8", backend="tensorrt")
     tiny_bundle.save()
     assert main(["-q", "build", str(tiny_bundle.root), "--recipe", "export/jetson-orin-int8.toml", "--script-only", "10.3"]) == 0

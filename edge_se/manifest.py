@@ -1,0 +1,25 @@
+"""The manifest's shared vocabulary: artifact formats and the precision decision, one spelling each.
+
+Stages that write an artifact and stages that read one import these names from here instead of
+spelling strings of their own (a writer and a reader that spelled one format two ways left the
+calibration cache and the engines invisible to the stages after them). Standard library only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ONNX = "onnx"
+TORCHSCRIPT = "torchscript"
+TENSORRT_ENGINE = "tensorrt-engine"
+TENSORRT_CALIBRATION_CACHE = "tensorrt-calibration-cache"
+#: the TensorRT-ready Q/DQ file whose precision decision TensorRT builds honour
+TRT_QDQ_ARTIFACT = "model.int8.trt.onnx"
+
+
+def kept_float_nodes(record: dict[str, Any] | None) -> list[str] | None:
+    """ONNX node names a quantize record's precision decision keeps in float (None: no decision)."""
+    decision = (record or {}).get("kept_in_float")
+    if not isinstance(decision, dict) or not isinstance(decision.get("kept_nodes"), list):
+        return None
+    return [str(n) for n in decision["kept_nodes"]]

@@ -1,0 +1,85 @@
+"""The INT8 hand-off, quantize -> build --script-only, on what each stage really wrote.
+
+The calibration cache the quantize stage records and its precision decision (the nodes kept in
+float) must reach the trtexec script; before the shared vocabulary in ``edge_se/manifest.py`` the
+build stage looked for another format name and a field nothing wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RECIPE = """name = "digits-orin-int8"
+[model]
+spec = "se_digits"
+input_shape = [1, 1, 32, 32]
+batch = [1, 1, 4]
+[target]
+name = "jetson-orin"
+tensorrt = ">=10.3,<10.4"
+[precision]
+mode = "int8"
+int8 = "calibrator"
+policy = "{policy}"
+calibrator = "minmax"
+[calibration]
+spec = "calib.toml"
+batch = 4
+"""
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge_se.cli", "-q", *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory, small_calib_spec) -> Path:
+    root = tmp_path_factory.mktemp("handoff")
+    b = root / "b"
+    assert _cli("export", "se_digits", "--out", b).returncode == 0
+    r = _cli("quantize", b, "--precision", "int8", "--calib", small_calib_spec, "--policy", "keep-gates",
+             "--weight-rounding", "nearest")
+    assert r.returncode == 0, r.stderr
+    return b
+
+
+def _script_args(script: Path) -> list[str]:
+    line = next(line for line in script.read_text().splitlines() if "trtexec" in line and "--onnx=" in line)
+    return shlex.split(line)
+
+
+@pytest.mark.parametrize("policy", ["auto", "keep-gates"])
+def test_the_trtexec_script_uses_the_quantize_stages_cache_and_decision(
+    quantized, tmp_path, policy, small_calib_spec
+):
+    manifest = json.loads((quantized / "manifest.json").read_text())
+    shutil.copy(small_calib_spec, tmp_path / "calib.toml")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(policy=policy))
+    r = _cli("build", quantized, "--recipe", recipe, "--script-only", "10.3")
+    assert r.returncode == 0, r.stderr
+    args = _script_args(quantized / "build_digits-orin-int8.sh")
+    calib = [a.split("=", 1)[1] for a in args if a.startswith("--calib=")]
+    cache = next(n for n, rec in manifest["artifacts"].items() if rec["format"] == "tensorrt-calibration-cache")
+    assert calib == [cache] and (quantized / calib[0]).is_file()
+    layers = next(a for a in args if a.startswith("--layerPrecisions=")).split("=", 1)[1].split(",")
+    decided = manifest["artifacts"]["model.int8.trt.onnx"]["kept_in_float"]["kept_nodes"]
+    assert decided and sorted(n.rsplit(":", 1)[0] for n in layers) == sorted(decided)
+
+
+def test_recipe_auto_without_an_int8_decision_is_refused(tmp_path, small_calib_spec):
+    b = tmp_path / "b"
+    assert _cli("export", "se_digits", "--out", b).returncode == 0
+    shutil.copy(small_calib_spec, tmp_path / "calib.toml")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(policy="auto"))
+    r = _cli("build", b, "--recipe", recipe, "--script-only", "10.3")
+    assert r.returncode == 2 and "policy 'auto' needs the decision of the INT8 stage" in r.stderr
