@@ -244,7 +244,7 @@ def staged_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 # ------------------------------------------------------------------------------------- lock
-_held: dict[str, tuple[int, int]] = {}  # resolved bundle root -> (fd, depth), this process
+_held: dict[str, int] = {}  # resolved bundle root -> how deep this process holds its lock
 _held_guard = threading.Lock()
 
 
@@ -264,16 +264,15 @@ def bundle_lock(root: str | os.PathLike[str], timeout: float | None = None) -> I
         return
     key = str(Path(root).resolve())
     with _held_guard:
-        depth = _held.get(key, (0, 0))[1]
-        if depth:
-            _held[key] = (_held[key][0], depth + 1)
-    if depth:
+        reentered = key in _held
+        if reentered:
+            _held[key] += 1
+    if reentered:
         try:
             yield
         finally:
             with _held_guard:
-                fd, n = _held[key]
-                _held[key] = (fd, n - 1)
+                _held[key] -= 1
         return
     pid_file = Path(key) / LOCK_NAME
     deadline = time.monotonic() + (LOCK_TIMEOUT if timeout is None else timeout)
@@ -310,7 +309,7 @@ def bundle_lock(root: str | os.PathLike[str], timeout: float | None = None) -> I
     except OSError:
         pass  # a read-only bundle can still be locked; the waiter then says "PID unknown"
     with _held_guard:
-        _held[key] = (fd, 1)
+        _held[key] = 1
     try:
         yield
     finally:
@@ -381,17 +380,19 @@ def clean_bundle(root: str | os.PathLike[str]) -> list[str]:
     root = Path(root)
     done = []
     with bundle_lock(root):
-        if recover(root):
-            done.append(f"finished an interrupted publish in {root}")
-        for p in sweep_stale(root, BUNDLE_TEMP_PREFIXES):
-            done.append(f"removed {p}")
-        for p in sweep_stale_tmp_files(root):
-            done.append(f"removed {p}")
+        done += _tidy(root)
     for p in sweep_stale(root.parent, [f".{root.name}.staging-", f".{root.name}.old-"]):
         done.append(f"removed {p}")
     for p in sweep_temp():
         done.append(f"removed {p}")
     return done
+
+
+def _tidy(root: Path) -> list[str]:
+    """With the lock held: replay a dead stage's journal, then remove its staging and half-written files."""
+    done = [f"finished an interrupted publish in {root}"] if recover(root) else []
+    stale = sweep_stale(root, BUNDLE_TEMP_PREFIXES) + sweep_stale_tmp_files(root)
+    return done + [f"removed {p}" for p in stale]
 
 
 def sweep_stale_tmp_files(folder: Path) -> list[Path]:
@@ -536,13 +537,7 @@ class Bundle:
         **meta: Any,
     ) -> dict[str, Any]:
         """Record the artifact whose main file is ``root/name`` (already written) with hashes."""
-        files = [name, *(extra_files or [])]
-        entries = []
-        for rel in files:
-            path = self._staged.get(rel) or confined_path(self.root, rel, "artifact file")
-            if not path.is_file():
-                raise BundleError(f"artifact file {path} is missing; the stage that writes it did not finish")
-            entries.append({"path": rel, "sha256": sha256_file(path), "bytes": path.stat().st_size})
+        entries = [self.file_entry(rel) for rel in [name, *(extra_files or [])]]
         record = {
             "path": name,
             "files": entries,
@@ -604,7 +599,9 @@ class Bundle:
 
     def file_entry(self, rel: str) -> dict[str, Any]:
         """A ``{path, sha256, bytes}`` entry for a file already inside the bundle (or being published)."""
-        path = self._staged.get(rel) or confined_path(self.root, rel, "file")
+        path = self._staged.get(rel) or confined_path(self.root, rel, "artifact file")
+        if not path.is_file():
+            raise BundleError(f"artifact file {path} is missing; the stage that writes it did not finish")
         return {"path": rel, "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
     # -- writing -------------------------------------------------------------------------
@@ -615,9 +612,7 @@ class Bundle:
         Also finishes a publish a killed stage left half done, and removes its staging.
         """
         with bundle_lock(self.root):
-            recover(self.root)
-            sweep_stale(self.root, BUNDLE_TEMP_PREFIXES)
-            sweep_stale_tmp_files(self.root)
+            _tidy(self.root)
             fresh = Bundle.open(self.root)
             self.manifest = fresh.manifest
             yield self

@@ -30,7 +30,7 @@ class ReferenceOptions:
 
 
 def _user_file_spec(bundle: Bundle, spec: str, factory: str | None, options: ReferenceOptions) -> str:
-    """The ``file.py:factory`` spec to import, or a refusal naming both ways to allow it."""
+    """The ``file.py:factory`` spec to import, checked against the recorded sha256, or a refusal."""
     from edge_se.models.loading import parse_spec
 
     recorded = (bundle.manifest.get("model") or {}).get("user_file") or {}
@@ -50,6 +50,10 @@ def _user_file_spec(bundle: Bundle, spec: str, factory: str | None, options: Ref
             )
         return options.model
     if options.trust_bundle_code:
+        path = Path(parse_spec(spec).name)
+        if want and (not path.is_file() or sha256_file(path) != want):
+            raise BundleError(f"the model file {path} this bundle names is gone or changed since export (sha256 differs); "
+                              f"pass {MODEL_FLAG} FILE.py:factory or re-export the bundle")
         progress.info(f"{TRUST_FLAG}: importing {spec} as the manifest names it (its code runs on this machine)")
         return spec
     raise UntrustedCodeError(
@@ -77,12 +81,6 @@ def reference_module(bundle: Bundle, options: ReferenceOptions | None = None):
     parsed = parse_spec(spec)
     if parsed.source == "file":
         spec = _user_file_spec(bundle, spec, parsed.factory, options)
-        user_file = model.get("user_file") or {}
-        if options.trust_bundle_code and not options.model and isinstance(user_file, dict) and user_file.get("sha256"):
-            path = Path(parse_spec(spec).name)
-            if not path.is_file() or sha256_file(path) != user_file["sha256"]:
-                raise BundleError(f"the model file {path} this bundle names is gone or changed since export (sha256 differs); "
-                                  f"pass {MODEL_FLAG} FILE.py:factory or re-export the bundle")
     ckpt_path = _checkpoint(bundle, model.get("checkpoint"), options)
     seed = model.get("seed", 0)
     loaded = resolve_model(spec, checkpoint=ckpt_path, seed=seed if isinstance(seed, int) else 0)
