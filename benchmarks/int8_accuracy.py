@@ -4,11 +4,12 @@ For each ``<attn>_digits`` net (trained once, cached by ``edge_se.data.cache``):
 calibration run on ``calibration/digits-deploy.toml`` (1,024 training-augmented train digits),
 weights rounded by GPTQ from the same set (``--weight-rounding nearest`` for plain rounding), then
 FP32, FP16 and INT8 with the policies ``all``, ``keep-gates`` and ``auto`` (both INT8 flavours:
-``cpu`` U8S8 and ``trt`` symmetric QDQ, each built by ``edge_se.quantize.flavours``), measured on
+``cpu`` U8S8 and ``trt`` symmetric QDQ, each built by ``edge_se.quantize.flavours``) and, as the
+anchor, ONNX Runtime's own ``quantize_static`` with its defaults on the same set, measured on
 digits-hard (the held-out digits under 20 seeded augmentations, 9,000 samples, seed 0): accuracy,
 accuracy drop vs FP32 (points), top-1 agreement with FP32 (%), logit SQNR (dB) and the share of
 the net's multiply-accumulates that run in INT8. ``auto`` selects for each flavour on its own,
-with ``--max-drop``, on *other* draws of digits-hard (seeds 1 and 2: the same held-out digits,
+with its budget (``--min-agreement``, ``--max-drop``, ``--min-int8``), on *other* draws of digits-hard (seeds 1 and 2: the same held-out digits,
 other augmentations, 18,000 samples) and is reported on seed 0.
 
     python benchmarks/int8_accuracy.py                    # all six nets, default method
@@ -48,9 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nets", nargs="+", choices=NETS, default=list(NETS))
     ap.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
     ap.add_argument("--policies", nargs="+", choices=policies.POLICIES, default=list(policies.POLICIES))
-    ap.add_argument("--auto-rank", choices=policies.RANKS, default=policies.DEFAULT_RANK)
     ap.add_argument("--no-fp16", action="store_true", help="skip the FP16 rows")
-    ap.add_argument("--max-drop", type=float, default=policies.DEFAULT_MAX_DROP)
+    ap.add_argument("--max-drop", type=float, default=policies.Budget.max_drop)
+    ap.add_argument("--min-agreement", type=float, default=policies.Budget.min_agreement)
+    ap.add_argument("--min-int8", type=float, default=policies.Budget.min_int8)
+    ap.add_argument("--no-anchor", action="store_true", help="skip ONNX Runtime's own quantize_static anchor")
     ap.add_argument("--calib", default=str(ROOT / "calibration" / "digits-deploy.toml"))
     ap.add_argument("--weight-rounding", choices=flavours.WEIGHT_ROUNDINGS, default=flavours.DEFAULT_WEIGHT_ROUNDING)
     ap.add_argument("--every", type=int, default=1, help="use every N-th digits-hard sample (smoke runs)")
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the rows as JSON here")
     args = ap.parse_args(argv)
     progress.set_quiet(True)
+    budget = policies.Budget(max_drop=args.max_drop, min_agreement=args.min_agreement, min_int8=args.min_int8).check()
 
     x, y = digits_hard(seed=0)
     sel = [digits_hard(seed=s) for s in (1, 2)]
@@ -77,30 +81,38 @@ def main(argv: list[str] | None = None) -> int:
             weights = flavours.rounded_weights(args.weight_rounding, fp32, calib.batches(32))
             builders = {fl: flavours.builder(fl, ranges, weights) for fl in flavours.FLAVOURS}
 
-            def add(variant: str, path: Path, kept: int | str = "-", share: float | None = None) -> None:
+            def add(variant: str, path: Path, kept: int | str = "-", share: float | None = None,
+                    seconds: float | None = None) -> None:
                 m = logit_metrics(ref, run_onnx(path, x), y)
-                rows.append({"net": f"{attn}_digits", "variant": variant, "kept_float": kept, "int8_macs": share, **m})
+                rows.append({"net": f"{attn}_digits", "variant": variant, "kept_float": kept, "int8_macs": share,
+                             "seconds": seconds, **m})
                 print(_fmt(rows[-1]), flush=True)
 
             add("fp32", fp32)
             if not args.no_fp16:
                 convert_fp16(fp32, tmp / f"{attn}.fp16.onnx")
                 add("fp16", tmp / f"{attn}.fp16.onnx")
+            if not args.no_anchor:
+                t1 = time.perf_counter()
+                _ort_anchor(fp32, tmp / f"{attn}.ort.onnx", calib)
+                add("int8 ort quantize_static", tmp / f"{attn}.ort.onnx", "ORT defaults (QDQ, U8S8, per-tensor, MinMax)",
+                    1.0, time.perf_counter() - t1)
             for policy in args.policies:
                 for fl, build in builders.items():
-                    d = policies.decide(policy, fp32, builder=build, x=xs, labels=ys, max_drop=args.max_drop,
-                                        rank=args.auto_rank)
+                    t1 = time.perf_counter()
+                    d = policies.decide(policy, fp32, builder=build, x=xs, labels=ys, budget=budget)
                     out = tmp / f"{attn}.{fl}.onnx"
                     build(fp32, out, d.kept_nodes)
-                    add(f"int8 {fl} {policy}", out, f"{policy} (kept {len(d.kept_blocks)} blocks)", d.int8_mac_share)
+                    note = "" if d.details.get("budget_met", True) else ", budget missed"
+                    add(f"int8 {fl} {policy}", out, f"{len(d.kept_blocks)} blocks{note}", d.int8_mac_share,
+                        time.perf_counter() - t1)
             print(f"# {attn}_digits: {time.perf_counter() - t0:.0f} s", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"method": args.method, "weight_rounding": args.weight_rounding,
-                                               "auto_rank": args.auto_rank,
-                                               "max_drop": args.max_drop, "rows": rows}, indent=2))
+                                               "budget": budget.to_dict(), "rows": rows}, indent=2))
     print()
     print(f"calibration: {calib.count} samples ({args.method}, {args.weight_rounding} weights); digits-hard: "
-          f"{len(x)} samples; auto: --max-drop {args.max_drop}, {args.auto_rank} ranking, selected on digits-hard "
+          f"{len(x)} samples; auto: {budget.to_dict()}, selected on digits-hard "
           f"seeds 1+2 ({len(xs)} samples)")
     print(_HEADER)
     for r in rows:
@@ -108,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-_HEADER = (f"{'net':14s} {'variant':22s} {'acc %':>7s} {'drop':>6s} {'agree %':>8s} {'SQNR dB':>8s} "
-           f"{'INT8 MACs':>9s}  kept in float")
+_HEADER = (f"{'net':14s} {'variant':26s} {'acc %':>7s} {'drop':>6s} {'agree %':>8s} {'SQNR dB':>8s} "
+           f"{'INT8 MACs':>9s} {'time s':>7s}  kept in float")
 
 
 def _fmt(r: dict) -> str:
@@ -117,8 +129,32 @@ def _fmt(r: dict) -> str:
     sq_s = "inf" if sq == float("inf") else f"{sq:.1f}"
     share = r.get("int8_macs")
     share_s = "-" if share is None else f"{100 * share:.1f} %"
-    return (f"{r['net']:14s} {r['variant']:22s} {r['accuracy']:7.2f} {r['accuracy_drop']:+6.2f} "
-            f"{r['agreement']:8.2f} {sq_s:>8s} {share_s:>9s}  {r['kept_float']}")
+    secs = "-" if r.get("seconds") is None else f"{r['seconds']:.1f}"
+    return (f"{r['net']:14s} {r['variant']:26s} {r['accuracy']:7.2f} {r['accuracy_drop']:+6.2f} "
+            f"{r['agreement']:8.2f} {sq_s:>8s} {share_s:>9s} {secs:>7s}  {r['kept_float']}")
+
+
+def _ort_anchor(fp32: Path, out: Path, calib) -> None:
+    """ONNX Runtime's ``quantize_static`` with its defaults (QDQ, uint8 activations, int8 per-tensor
+    weights, MinMax) on the same calibration set: the anchor a user would reach for first."""
+    import logging
+
+    from onnxruntime.quantization import CalibrationDataReader, quantize_static
+
+    logging.getLogger().setLevel(logging.ERROR)  # ORT's "consider pre-processing" notes
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            import onnx
+
+            self.name = onnx.load(str(fp32), load_external_data=False).graph.input[0].name
+            self.it = iter(calib.batches(32))
+
+        def get_next(self):
+            batch = next(self.it, None)
+            return None if batch is None else {self.name: batch}
+
+    quantize_static(str(fp32), str(out), Reader())
 
 
 if __name__ == "__main__":

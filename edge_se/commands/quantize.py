@@ -20,19 +20,22 @@ DESCRIPTION = (
     "    uint8 activations, int8 per-channel weights) and model.int8.calib.cache (TensorRT 8.x\n"
     "    calibration cache for implicit-INT8 builds of model.onnx). Weights of the QDQ files are\n"
     "    rounded by GPTQ (output-error-compensating, from --calib) unless --weight-rounding nearest.\n\n"
-    "Policies: all (everything INT8 that can be), keep-gates (attention gates - pool, FC, sigmoid/\n"
-    "softmax, rescaling Mul - kept float; found by graph pattern), auto (blocks ranked by\n"
-    "sensitivity, the most sensitive kept float until --max-drop points of top-1 disagreement /\n"
-    "accuracy are met on --eval, or on --calib without it; chosen for each INT8 file on its own)."
+    "Policies: auto (default: INT8 everywhere, then, only if the budget is significantly missed,\n"
+    "the blocks that repair the most per multiply-accumulate kept float, never more than\n"
+    "1 - --min-int8 of the MACs; budget: --min-agreement % top-1 agreement with FP32, and\n"
+    "--max-drop points of accuracy when --eval has labels; chosen for each INT8 file on its own),\n"
+    "all (everything INT8 that can be), keep-gates (attention gates - pool, FC, sigmoid/softmax,\n"
+    "rescaling Mul - kept float; found by graph pattern)."
 )
 EXAMPLES = """  edge-se quantize bundles/se18 --precision fp16
   edge-se quantize bundles/se_digits --precision int8 --calib calibration/digits.toml
   edge-se quantize bundles/se50 --precision int8 --calib calib_set/ --policy keep-gates --method percentile
-  edge-se quantize bundles/se_digits --precision int8 --calib calibration/digits.toml --policy auto --max-drop 0.2"""
+  edge-se quantize bundles/se_digits --precision int8 --calib calibration/digits.toml --eval labelled/ --max-drop 0.2
+  edge-se quantize bundles/se_digits --precision int8 --calib calibration/digits.toml --min-agreement 99.5 --min-int8 0.9"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from edge_se.quantize.policies import DEFAULT_RANK, POLICIES, RANKS
+    from edge_se.quantize.policies import Budget, POLICIES
     from edge_se.quantize.ranges import DEFAULT_PERCENTILE, METHODS
     from edge_se.quantize.stage import DEFAULT_METHOD, DEFAULT_POLICY, PRECISIONS
 
@@ -43,10 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "accuracy check (default: the calibration set)")
     p.add_argument("--policy", choices=POLICIES, default=None, help=f"int8 precision policy (default {DEFAULT_POLICY})")
     p.add_argument("--max-drop", type=float, default=None,
-                   help="auto: budget in points (top-1 disagreement with FP32 and accuracy drop; default 0.1)")
-    p.add_argument("--auto-rank", choices=RANKS, default=None,
-                   help=f"auto: order in which blocks go float: per-mac (noise per INT8 multiply-accumulate, "
-                   f"default {DEFAULT_RANK}) or sqnr (noise alone)")
+                   help=f"auto: accuracy-drop budget in points on a labelled --eval set (default {Budget.max_drop:g})")
+    p.add_argument("--min-agreement", type=float, default=None,
+                   help=f"auto: top-1 agreement with FP32 to keep, in %% (default {Budget.min_agreement:g})")
+    p.add_argument("--min-int8", type=float, default=None,
+                   help=f"auto: fraction of the multiply-accumulates that must run in INT8 (default {Budget.min_int8:g})")
     p.add_argument("--method", choices=METHODS, default=None, help=f"int8 calibration method (default {DEFAULT_METHOD})")
     p.add_argument("--percentile", type=float, default=None,
                    help=f"percentile for --method percentile (default {DEFAULT_PERCENTILE})")
@@ -86,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
                          "e.g. --max-drop 0.2")
     bundle = Bundle.open(args.bundle)
     if args.precision == "fp16":
-        _refuse(args, ["calib", "eval_set", "policy", "max_drop", "method", "percentile", "reduce_range",
-                       "weight_rounding", "auto_rank"], "fp16")
+        _refuse(args, ["calib", "eval_set", "policy", "max_drop", "min_agreement", "min_int8", "method", "percentile",
+                       "reduce_range", "weight_rounding"], "fp16")
         stage._fp32_onnx(bundle)
         stage.quantize_fp16(bundle, keep_io_types=not args.fp16_io, images=args.images,
                              reference=reference_options(args))
@@ -107,17 +111,15 @@ def run(args: argparse.Namespace) -> int:
             kwargs["percentile"] = args.percentile
         if args.weight_rounding is not None:
             kwargs["weight_rounding"] = args.weight_rounding
-        if args.auto_rank is not None:
-            if (args.policy or stage.DEFAULT_POLICY) != "auto":
-                raise InputError(f"--auto-rank applies to --policy auto only, not {args.policy!r}")
-            kwargs["auto_rank"] = args.auto_rank
+        # the budget is checked (exit 2) before any calibration set is built
+        stage._budget(args.policy or stage.DEFAULT_POLICY, args.max_drop, args.min_agreement, args.min_int8)
         # a spec is built into a temporary folder removed afterwards; a set folder is read in place
         with owned_tempdir("edge-se-calib-") as tmp:
             calib = calibration_from(args.calib, tmp)
             evaluation = calibration_from(args.eval_set, tmp) if args.eval_set else None
             stage.quantize_int8(
                 bundle, calib, policy=args.policy or stage.DEFAULT_POLICY, method=args.method or stage.DEFAULT_METHOD,
-                max_drop=args.max_drop, evaluation=evaluation, reduce_range=args.reduce_range,
+                max_drop=args.max_drop, min_agreement=args.min_agreement, min_int8=args.min_int8, evaluation=evaluation, reduce_range=args.reduce_range,
                 trt_version=args.trt_cache_version, reference=reference_options(args), **kwargs,
             )
         added = [stage.TRT_ARTIFACT, stage.CPU_ARTIFACT, stage.CACHE_ARTIFACT]
@@ -138,15 +140,17 @@ def _print(bundle, added: list[str], as_json: bool) -> None:
             row["cosine_min"] = round(min(o.get("cosine_min", 1.0) for o in outs), 6)
             row["max_abs"] = round(max(o.get("max_abs", 0.0) for o in outs), 5)
         rows.append(row)
-    kept, share = {}, {}
+    kept, share, budget = {}, {}, {}
     for name in added:
         k = bundle.artifact(name).get("kept_in_float")
         if k:
             kept[name] = [b["name"] for b in k["kept_in_float"]]
             share[name] = k.get("int8_mac_share")
+            if "budget_met" in k:
+                budget[name] = {"met": k["budget_met"], "misses": k.get("budget_misses", []), **k.get("budget", {})}
     if as_json:
         print(json.dumps({"bundle": str(bundle.root), "added": added, "kept_in_float": kept, "int8_mac_share": share,
-                          "checks": rows}, indent=2))
+                          "budget": budget, "checks": rows}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -160,4 +164,6 @@ def _print(bundle, added: list[str], as_json: bool) -> None:
     Console().print(table)
     for name, blocks in kept.items():
         macs = "" if share.get(name) is None else f" ({100 * share[name]:.1f} % of the MACs run in INT8)"
-        print(f"{name}: kept in float: {', '.join(blocks) if blocks else 'nothing'}{macs}")
+        b = budget.get(name)
+        verdict = "" if b is None else ("; budget met" if b["met"] else "; budget missed: " + "; ".join(b["misses"]))
+        print(f"{name}: kept in float: {', '.join(blocks) if blocks else 'nothing'}{macs}{verdict}")

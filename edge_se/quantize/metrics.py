@@ -18,6 +18,19 @@ def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
     return 10.0 * float(np.log10(max(signal, 1e-300) / noise))
 
 
+def wilson_upper(successes: int, n: int, confidence: float) -> float:
+    """One-sided upper Wilson score bound of the proportion ``successes / n`` at ``confidence``."""
+    from statistics import NormalDist
+
+    if n <= 0:
+        return 1.0
+    z = NormalDist().inv_cdf(confidence)
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return min(1.0, (centre + spread) / (1 + z * z / n))
+
+
 def expected_disagreement(ref: np.ndarray, got: np.ndarray) -> float:
     """A low-variance estimate of the top-1 disagreement (%): each sample's FP32 margin (top-1 minus
     runner-up logit) against Gaussian noise with the RMS of the margin perturbation measured over
@@ -77,4 +90,4 @@ def run_onnx(path_or_session: Any, x: np.ndarray, batch: int = 256, threads: int
     return np.concatenate(outs).astype(np.float32)
 
 
-__all__ = ["expected_disagreement", "logit_metrics", "run_onnx", "sqnr_db"]
+__all__ = ["expected_disagreement", "wilson_upper", "logit_metrics", "run_onnx", "sqnr_db"]

@@ -4,18 +4,23 @@
 * ``keep-gates``: every attention gate subgraph (pool, FC/conv, Sigmoid/Softmax and the
   rescaling Mul) stays float. Gates are found by graph pattern
   (:func:`edge_se.quantize.patterns.find_attention_gates`), so this works on any model.
-* ``auto``: per-block sensitivity. Each candidate block (every gate as one block, and every
-  other weighted layer - Conv/Gemm/MatMul - with the ops that follow it up to the next weighted
-  layer as one block) is quantized **alone** and ranked by the logit noise it adds per
-  multiply-accumulate it would run in INT8 (``rank="per-mac"``, default; ``"sqnr"`` ranks by the
-  noise alone); then the shortest prefix of that ranking kept in float that meets the budget is
-  found by bisection: top-1 disagreement with FP32 and, when labels exist, accuracy drop <=
-  ``AUTO_SELECTION_MARGIN * max_drop`` (points). It is measured on the evaluation set when one is given, else on the calibration set, with the flavour's own
-  builder: the CPU and TensorRT files quantize different tensors, so each gets its own list.
+* ``auto`` (default): INT8 first, float only where it is needed and affordable. The fully
+  quantized model is measured against the :class:`Budget`: top-1 agreement with FP32
+  (``min_agreement``, %) and, when the evaluation set has labels, the task-accuracy drop
+  (``max_drop``, points), each judged with its statistical uncertainty: on a set too small to
+  resolve the budget a miss counts only when it is *significant* (one-sided bounds at
+  ``confidence``), never because 64 images cannot resolve 0.03 %; a set large enough is held to
+  the measured values. If it is missed, each candidate
+  block (every gate as one block, every other weighted layer with the ops after it up to the next
+  one) cheap enough to fit in the float allowance (``1 - min_int8`` of the net's
+  multiply-accumulates) is kept float **alone** and ranked by the loss it removes per
+  multiply-accumulate; the shortest prefix of that ranking, inside the allowance, that meets the
+  budget is found by bisection. When no prefix meets it, the least lossy one measured is kept and
+  the decision says so (``budget_met: false``): ``auto`` never trades the INT8 floor for accuracy.
+  Each INT8 file is measured with its own builder: they quantize different tensors.
 
 Every decision records ``int8_mac_share``: the fraction of the model's multiply-accumulates
-(Conv/Gemm/MatMul, per sample) that run in INT8, so a policy that keeps most of a net in float
-says so in the manifest and the report.
+(Conv/Gemm/MatMul, per sample) that run in INT8.
 """
 
 from __future__ import annotations
@@ -34,8 +39,6 @@ if TYPE_CHECKING:
     import onnx
 
 POLICIES = ("all", "keep-gates", "auto")
-RANKS = ("per-mac", "sqnr")
-DEFAULT_RANK = "per-mac"
 DEFAULT_MAX_DROP = 0.1
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
@@ -194,11 +197,10 @@ def decide(
     builder: Builder | None = None,
     x: np.ndarray | None = None,
     labels: np.ndarray | None = None,
-    max_drop: float = DEFAULT_MAX_DROP,
-    rank: str = DEFAULT_RANK,
+    budget: Budget | None = None,
 ) -> PolicyDecision:
-    """Apply ``policy`` to the FP32 model; ``auto`` needs ``builder`` and calibration inputs ``x``
-    (``rank``: ``per-mac`` or ``sqnr``, the order in which ``auto`` keeps blocks float)."""
+    """Apply ``policy`` to the FP32 model; ``auto`` needs ``builder`` and selection inputs ``x``
+    (``labels`` optional) and meets ``budget`` (default :class:`Budget`)."""
     import onnx
 
     check_policy(policy)
@@ -212,50 +214,80 @@ def decide(
     else:
         if builder is None or x is None:
             raise InputError("policy 'auto' needs calibration data to measure block sensitivity")
-        if max_drop < 0:
-            raise InputError(f"--max-drop must be >= 0 (accuracy points), got {max_drop}")
-        if rank not in RANKS:
-            raise InputError(f"unknown auto ranking {rank!r}; expected one of {', '.join(RANKS)}")
-        decision = _auto(model, Path(model_path), builder, x, labels, max_drop, len(gates), rank, macs)
+        budget = (budget or Budget()).check()
+        decision = _auto(model, Path(model_path), builder, x, labels, budget, len(gates), macs)
     decision.int8_mac_share = int8_mac_share(macs, decision.kept_nodes)
     return decision
 
 
-#: ``auto`` stops when the selection data shows at most this fraction of ``--max-drop``; the rest
-#: is held back for data the selection did not see. Flips are rare, clustered events (the 20
-#: augmentations of one borderline digit flip together), so a *true* rate near the budget still
-#: overshoots it on many draws. Measured on cbam_digits' TensorRT file: the prefix selected at half
-#: the budget (0.050 % on seeds 1+2, margin model 0.042-0.060 % on every draw) counted 0.022,
-#: 0.044, 0.056 and 0.111 % on four other 9,000-sample draws. At 0.3 of the budget (about 2.7
-#: expected flips per 9,000), one draw exceeding 0.1 % needs 3-4x the expected count.
-AUTO_SELECTION_MARGIN = 0.3
+DEFAULT_MIN_AGREEMENT = 99.7
+DEFAULT_MIN_INT8 = 0.95
+DEFAULT_CONFIDENCE = 0.95
 
 
-def selection_target(max_drop: float) -> float:
-    """The loss (points) ``auto`` selects against for a budget of ``max_drop`` points."""
-    return max_drop * AUTO_SELECTION_MARGIN
+@dataclass(frozen=True)
+class Budget:
+    """What ``auto`` must meet: top-1 agreement with FP32 >= ``min_agreement`` (%), accuracy drop
+    <= ``max_drop`` points (needs labels), with >= ``min_int8`` of the MACs in INT8. On a set too
+    small to resolve the budget (:meth:`samples_to_resolve`) a miss counts only when it is
+    significant at ``confidence`` (one-sided); a set that resolves it is held to the measured values."""
+
+    max_drop: float = DEFAULT_MAX_DROP
+    min_agreement: float = DEFAULT_MIN_AGREEMENT
+    min_int8: float = DEFAULT_MIN_INT8
+    confidence: float = DEFAULT_CONFIDENCE
+
+    def check(self) -> "Budget":
+        for name, value, lo, hi in (("--max-drop", self.max_drop, 0.0, 100.0),
+                                    ("--min-agreement", self.min_agreement, 0.0, 100.0),
+                                    ("--min-int8", self.min_int8, 0.0, 1.0)):
+            if not (np.isfinite(value) and lo <= value <= hi):
+                raise InputError(f"{name} must be a number between {lo:g} and {hi:g}, got {value}")
+        if not 0.5 <= self.confidence < 1.0:
+            raise InputError(f"confidence must be in [0.5, 1), got {self.confidence}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_drop": self.max_drop, "min_agreement": self.min_agreement, "min_int8": self.min_int8,
+                "confidence": self.confidence}
+
+    def samples_to_resolve(self, use_labels: bool) -> int:
+        """Samples at which a model without a single flip is significantly inside the tightest
+        budgeted allowance (the "rule of three" at 95 %: ``-ln(1 - confidence) / allowance``)."""
+        allowances = [(100.0 - self.min_agreement) / 100.0] + ([self.max_drop / 100.0] if use_labels else [])
+        a = min(allowances)
+        return 0 if a <= 0 else int(np.ceil(-np.log(1.0 - self.confidence) / a))
 
 
-def _budget_drop(m: dict[str, Any], use_labels: bool) -> float:
-    """The budgeted loss in points: top-1 disagreement with FP32 (the larger of the counted and
-    the margin-model estimate, :func:`~edge_se.quantize.metrics.expected_disagreement`), and the
-    accuracy drop when labelled."""
-    drop = max(100.0 - m["agreement"], m.get("expected_disagreement", 0.0))
-    return max(drop, m["accuracy_drop"]) if use_labels else drop
+def judge(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None, budget: Budget) -> dict[str, Any]:
+    """Metrics of ``got`` against ``ref`` and the budget verdict (``met``: no significant miss)."""
+    from statistics import NormalDist
 
+    from edge_se.quantize.metrics import wilson_upper
 
-def _rank(blocks: list[Block], sensitivity: list[dict[str, Any]], macs: dict[str, int], rank: str) -> list[int]:
-    """Block indices, the first to keep in float first.
-
-    ``sqnr``: by the logit SQNR the block costs alone (lowest first). ``per-mac``: by the noise
-    power it adds (``10^(-SQNR/10)``) per multiply-accumulate it would run in INT8, so cheap noisy
-    blocks (gates, the classifier, pools) go float before the convolutions that carry the speed-up.
-    """
-    if rank == "sqnr":
-        return sorted(range(len(blocks)), key=lambda i: sensitivity[i]["sqnr_db"])
-    noise = [10.0 ** (-min(s["sqnr_db"], 200.0) / 10.0) for s in sensitivity]
-    cost = [sum(macs.get(n, 0) for n in b.nodes) for b in blocks]
-    return sorted(range(len(blocks)), key=lambda i: (-noise[i] / max(cost[i], 1), sensitivity[i]["sqnr_db"]))
+    m = logit_metrics(ref, got, labels)
+    n = len(ref)
+    agree = ref.argmax(1) == got.argmax(1)
+    m["agreement_upper"] = 100.0 * wilson_upper(int(agree.sum()), n, budget.confidence)
+    # a set that can resolve the budget holds the measured values to it; a smaller one only
+    # counts a miss it can show to be significant
+    resolves = n >= budget.samples_to_resolve(labels is not None)
+    m["resolves_budget"] = resolves
+    misses = []
+    if m["agreement_upper"] < budget.min_agreement or (resolves and m["agreement"] < budget.min_agreement):
+        misses.append(f"agreement {m['agreement']:.2f} % (upper bound {m['agreement_upper']:.2f} %) "
+                      f"< {budget.min_agreement:g} %")
+    if labels is not None:
+        d = (ref.argmax(1) == labels).astype(np.float64) - (got.argmax(1) == labels)
+        se = 100.0 * float(d.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
+        m["accuracy_drop_lower"] = m["accuracy_drop"] - NormalDist().inv_cdf(budget.confidence) * se
+        if m["accuracy_drop_lower"] > budget.max_drop or (resolves and m["accuracy_drop"] > budget.max_drop):
+            misses.append(f"accuracy drop {m['accuracy_drop']:.3f} points (lower bound "
+                          f"{m['accuracy_drop_lower']:.3f}) > {budget.max_drop:g}")
+    m["loss"] = max(100.0 - m["agreement"], m.get("accuracy_drop", 0.0))
+    m["met"] = not misses
+    m["misses"] = misses
+    return m
 
 
 def _auto(
@@ -264,69 +296,111 @@ def _auto(
     builder: Builder,
     x: np.ndarray,
     labels: np.ndarray | None,
-    max_drop: float,
+    budget: Budget,
     gates_found: int,
-    rank: str,
     macs: dict[str, int],
 ) -> PolicyDecision:
     blocks = candidate_blocks(model)
-    all_nodes = [n.name for n in model.graph.node if n.name]
+    total = max(sum(macs.values()), 1)
+    cost = [sum(macs.get(n, 0) for n in b.nodes) for b in blocks]
+    allowance = (1.0 - budget.min_int8) * total
     ref = run_onnx(model_path, x)
-    use_labels = labels is not None
+    steps: list[dict[str, Any]] = []
+    sensitivity: list[dict[str, Any]] = []
     with owned_tempdir("edge-se-auto-") as tmp:
         out = Path(tmp) / "probe.onnx"
 
-        def measure(keep: list[str]) -> dict[str, Any]:
-            builder(model_path, out, keep)
-            return logit_metrics(ref, run_onnx(out, x), labels)
+        def measure(keep: list[int]) -> dict[str, Any]:
+            builder(model_path, out, [n for i in keep for n in blocks[i].nodes])
+            got = run_onnx(out, x)
+            return {**judge(ref, got, labels, budget), "got": got}
 
-        sensitivity = []
-        for b in blocks:
-            only = set(b.nodes)
-            m = measure([n for n in all_nodes if n not in only])
-            sensitivity.append({"block": b.name, "kind": b.kind, "sqnr_db": m["sqnr_db"], "agreement": m["agreement"]})
-        order = _rank(blocks, sensitivity, macs, rank)
-        target = selection_target(max_drop)
-        steps: list[dict[str, Any]] = []
-        results: dict[int, dict[str, Any]] = {}
+        def step(keep: list[int]) -> dict[str, Any]:
+            m = measure(keep)
+            steps.append({"kept_count": len(keep), "kept": [blocks[i].name for i in keep], "met": m["met"],
+                          "agreement": m["agreement"], "accuracy_drop": m.get("accuracy_drop"),
+                          "sqnr_db": m["sqnr_db"], "int8_mac_share": round(1 - sum(cost[i] for i in keep) / total, 4)})
+            return m
 
-        def probe(count: int) -> bool:
-            """Keep the ``count`` most sensitive blocks float; True when the target holds."""
-            names = [blocks[i].name for i in order[:count]]
-            m = measure([n for i in order[:count] for n in blocks[i].nodes])
-            results[count] = m
-            steps.append({"kept_count": count, "kept": names, "drop": _budget_drop(m, use_labels),
-                          "sqnr_db": m["sqnr_db"]})
-            return _budget_drop(m, use_labels) <= target
-
-        # the shortest prefix of the ranking that meets the target, by bisection (keeping more
-        # blocks float is taken not to hurt): about log2(blocks) probes instead of one per block
-        lo, hi = 0, len(order)
-        if probe(lo):
-            hi = lo
-        elif probe(hi):
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if probe(mid):
-                    hi = mid
-                else:
-                    lo = mid
-        kept = [blocks[i] for i in order[:hi]]
-        m = results[hi]
-    met = _budget_drop(m, use_labels) <= target
+        base = step([])
+        kept: list[int] = []
+        final = base
+        if not base["met"]:
+            eligible = [i for i in range(len(blocks)) if cost[i] <= allowance]
+            sub = _at_risk(ref, base["got"])
+            base_sub = judge(ref[sub], base["got"][sub], None if labels is None else labels[sub], budget)
+            for i in eligible:  # on the samples whose decision INT8 can change (all when the set is small)
+                builder(model_path, out, blocks[i].nodes)
+                m = judge(ref[sub], run_onnx(out, x[sub]), None if labels is None else labels[sub], budget)
+                removed = (base_sub["loss"] - m["loss"]) * len(sub) / len(x)
+                sensitivity.append({"block": blocks[i].name, "kind": blocks[i].kind, "macs": cost[i],
+                                    "loss_removed": removed, "sqnr_db": m["sqnr_db"]})
+            chosen, used = [], 0
+            for i in _rank_gain(sensitivity, eligible, total):  # the ranking cut to the float allowance
+                if used + cost[i] <= allowance:
+                    chosen.append(i)
+                    used += cost[i]
+            results: dict[int, dict[str, Any]] = {0: base}
+            if chosen:
+                results[len(chosen)] = step(chosen)
+            lo, hi = 0, len(chosen)
+            if results[hi]["met"]:
+                while hi - lo > 1:  # the shortest prefix that meets the budget (more float taken not to hurt)
+                    mid = (lo + hi) // 2
+                    results[mid] = step(chosen[:mid])
+                    lo, hi = (lo, mid) if results[mid]["met"] else (mid, hi)
+                count = hi
+            else:  # nothing inside the allowance meets it: the least lossy configuration measured
+                count = min(results, key=lambda c: (results[c]["loss"], -results[c]["sqnr_db"]))
+            kept, final = chosen[:count], results[count]
     details = {
-        "max_drop": max_drop,
-        "selection_target": target,
-        "rank": rank,
-        "budget_metric": "max(top-1 disagreement with FP32 counted and expected, accuracy drop) in points"
-        if use_labels else "top-1 disagreement with FP32, counted and expected (points)",
-        "budget_met": met,
+        "budget": budget.to_dict(),
+        "budget_met": final["met"],
+        "budget_misses": final["misses"],
+        "budget_metric": "top-1 agreement with FP32" + (" and accuracy drop on labels" if labels is not None else "")
+        + f"; on a set too small to resolve it a miss counts only when significant at {budget.confidence:g}",
+        "measured": {k: final.get(k) for k in ("samples", "agreement", "agreement_upper", "accuracy_drop",
+                                               "accuracy_drop_lower", "sqnr_db")},
+        "samples_to_resolve": budget.samples_to_resolve(labels is not None),
+        "float_allowance_macs": int(allowance),
         "sensitivity": sensitivity,
         "steps": steps,
         "measured_on": f"{len(x)} samples, with the INT8 file's own builder",
     }
-    return PolicyDecision("auto", kept, gates_found=gates_found, details=details)
+    return PolicyDecision("auto", [blocks[i] for i in kept], gates_found=gates_found, details=details)
 
 
-__all__ = ["Block", "DEFAULT_MAX_DROP", "POLICIES", "PolicyDecision", "candidate_blocks", "check_policy", "decide", "gate_blocks",
-           "int8_mac_share", "selection_target", "weighted_macs"]
+#: the sensitivity probes run on at most this many samples: those nearest to a changed decision
+AT_RISK_SAMPLES = 2048
+
+
+def _at_risk(ref: np.ndarray, got: np.ndarray, limit: int = AT_RISK_SAMPLES) -> np.ndarray:
+    """Indices of the samples whose top-1 INT8 can change: every sample the fully quantized model
+    already flips, then those with the smallest FP32 margin (top-1 minus runner-up logit) in units
+    of the margin noise that model showed. Samples far outside every decision boundary cannot
+    flip when a block goes back to float, so the probes skip them (their loss is counted as the
+    fully quantized model's)."""
+    if len(ref) <= limit:
+        return np.arange(len(ref))
+    order = np.argsort(ref, axis=1)
+    i = np.arange(len(ref))
+    top, second = order[:, -1], order[:, -2]
+    margin = ref[i, top] - ref[i, second]
+    delta = (got[i, top] - got[i, second]) - margin
+    sigma = max(float(np.sqrt(np.mean(delta**2))), 1e-12)
+    z = margin / sigma
+    z[got.argmax(1) != top] = -np.inf  # the flipped samples first
+    return np.sort(np.argsort(z, kind="stable")[:limit])
+
+
+def _rank_gain(sensitivity: list[dict[str, Any]], eligible: list[int], total: int) -> list[int]:
+    """Eligible block indices by the loss each removes when kept float alone, per MAC it costs
+    (blocks that remove nothing are left out); ties by the SQNR reached."""
+    floor = max(total * 1e-4, 1.0)  # a block without MACs still costs something (a float kernel, Q/DQ)
+    gains = [(s["loss_removed"] / max(s["macs"], floor), s["sqnr_db"], i)
+             for s, i in zip(sensitivity, eligible) if s["loss_removed"] > 0]
+    return [i for _, _, i in sorted(gains, key=lambda g: (-g[0], -g[1]))]
+
+
+__all__ = ["Block", "Budget", "DEFAULT_MAX_DROP", "DEFAULT_MIN_AGREEMENT", "DEFAULT_MIN_INT8", "judge", "POLICIES", "PolicyDecision", "candidate_blocks", "check_policy", "decide", "gate_blocks",
+           "int8_mac_share", "weighted_macs"]

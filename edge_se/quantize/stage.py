@@ -40,7 +40,6 @@ CACHE_ARTIFACT = "model.int8.calib.cache"
 RANGES_FILE = "model.int8.ranges.json"
 CALIB_BATCH = 32
 N_NUMERICS = 64  # calibration-distribution samples used for the INT8 numerics check
-LOW_INT8_SHARE = 0.25  # auto keeping more than 3/4 of the MACs float gets a note
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -185,30 +184,47 @@ def quantize_int8(
     method: str = DEFAULT_METHOD,
     percentile: float = DEFAULT_PERCENTILE,
     max_drop: float | None = None,
+    min_agreement: float | None = None,
+    min_int8: float | None = None,
     evaluation: Any = None,
     reduce_range: bool = False,
     trt_version: str = "8601",
     weight_rounding: str = DEFAULT_WEIGHT_ROUNDING,
-    auto_rank: str | None = None,
     reference: Any = None,
 ) -> Bundle:
     """Add the two INT8 flavours and the TensorRT cache to ``bundle`` from one calibration run.
 
     ``calibration``/``evaluation`` are :class:`~edge_se.calibration.dataset.CalibrationSet`\\ s
     (``evaluation``, optional and labelled, is where ``auto`` measures its budget and where task
-    accuracy is reported; else the calibration set is used). ``weight_rounding``: ``gptq``
-    (error-compensating, from the calibration set; default) or ``nearest``.
+    accuracy is reported; else the calibration set is used). ``max_drop`` (points, on labels),
+    ``min_agreement`` (%) and ``min_int8`` (fraction of MACs) make ``auto``'s
+    :class:`~edge_se.quantize.policies.Budget`. ``weight_rounding``: ``gptq`` (error-compensating,
+    from the calibration set; default) or ``nearest``.
     """
     with bundle.writing():
         return _quantize_int8(bundle, calibration, policy=policy, method=method, percentile=percentile,
-                              max_drop=max_drop, evaluation=evaluation, reduce_range=reduce_range,
-                              trt_version=trt_version, weight_rounding=weight_rounding, auto_rank=auto_rank,
+                              budget=_budget(policy, max_drop, min_agreement, min_int8), evaluation=evaluation,
+                              reduce_range=reduce_range, trt_version=trt_version, weight_rounding=weight_rounding,
                               reference=reference)
 
 
+def _budget(policy: str, max_drop: float | None, min_agreement: float | None, min_int8: float | None) -> Any:
+    """``auto``'s budget from the options given (``None``: the default); refused for other policies."""
+    from edge_se.quantize import policies
+
+    given = {k: v for k, v in (("--max-drop", max_drop), ("--min-agreement", min_agreement), ("--min-int8", min_int8))
+             if v is not None}
+    if given and policy != "auto":
+        raise InputError(f"{', '.join(given)} apply to --policy auto only, not {policy!r}; drop them or use --policy auto")
+    b = policies.Budget()
+    return policies.Budget(max_drop=b.max_drop if max_drop is None else float(max_drop),
+                           min_agreement=b.min_agreement if min_agreement is None else float(min_agreement),
+                           min_int8=b.min_int8 if min_int8 is None else float(min_int8)).check()
+
+
 def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str, percentile: float,
-                   max_drop: float | None, evaluation: Any, reduce_range: bool, trt_version: str,
-                   weight_rounding: str, auto_rank: str | None, reference: Any) -> Bundle:
+                   budget: Any, evaluation: Any, reduce_range: bool, trt_version: str,
+                   weight_rounding: str, reference: Any) -> Bundle:
     from edge_se.calibration.dataset import check_matches
     from edge_se.quantize import policies
     from edge_se.quantize import flavours
@@ -219,9 +235,6 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r}; expected one of {', '.join(METHODS)}")
     policies.check_policy(policy)
-    if max_drop is not None and policy != "auto":
-        raise InputError(f"--max-drop applies to --policy auto only, not {policy!r}; drop it or use --policy auto")
-    max_drop = policies.DEFAULT_MAX_DROP if max_drop is None else float(max_drop)
     fp32 = _fp32_onnx(bundle)
     shape = bundle.section("model")["input_shape"]
     pre = bundle.section("preprocessing")
@@ -240,18 +253,8 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
         timings["calibrate"] = round(time.perf_counter() - t0, 3)
 
         eval_x, eval_y, eval_desc = _eval_data(calibration, evaluation)
-        if policy == "auto" and evaluation is None:
-            progress.info("[yellow]note[/yellow]: policy auto measures its budget on the calibration set itself "
-                          "(in-sample, usually easy); pass --eval with a held-out labelled set")
-
-        target = policies.selection_target(max_drop)
-        one_flip = 100.0 / len(eval_x)
-        if policy == "auto" and one_flip > target:
-            progress.info(f"[yellow]note[/yellow]: one changed prediction in {len(eval_x)} evaluation samples is "
-                          f"{one_flip:.3g} points, more than auto's target of {target:.3g} "
-                          f"({policies.AUTO_SELECTION_MARGIN:g} x --max-drop); counted flips cannot resolve it, so auto leans on its margin-model "
-                          f"estimate: pass --eval with at least {int(np.ceil(100.0 / target))} samples for a budget "
-                          "this tight")
+        if policy == "auto":
+            _selection_notes(budget, eval_x, eval_y, evaluation is not None)
 
         t0 = time.perf_counter()
         with progress.stage(f"Rounding weights ({weight_rounding})"):
@@ -269,8 +272,8 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
             for artifact, builder in ((CPU_ARTIFACT, cpu_builder), (TRT_ARTIFACT, trt_builder)):
                 with progress.stage(f"Applying precision policy 'auto' for {artifact}"):
                     decisions[artifact] = policies.decide(policy, prepared, builder=builder, x=eval_x, labels=eval_y,
-                                                          max_drop=max_drop, rank=auto_rank or policies.DEFAULT_RANK)
-                _auto_notes(decisions[artifact], artifact, max_drop)
+                                                          budget=budget)
+                _auto_notes(decisions[artifact], artifact)
         timings["policy"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         with progress.stage("Writing the TensorRT QDQ and CPU INT8 models"):
@@ -321,17 +324,37 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
     return bundle
 
 
-def _auto_notes(decision: Any, artifact: str, max_drop: float) -> None:
-    """Say when ``auto`` missed its budget, or met it by keeping most of the MACs in float."""
-    if not decision.details.get("budget_met", True):
-        progress.info(f"[yellow]note[/yellow]: policy auto could not meet --max-drop {max_drop} on "
-                      f"{artifact} even with every candidate block in float; the result is recorded as is")
+def _selection_notes(budget: Any, x: np.ndarray, labels: np.ndarray | None, held_out: bool) -> None:
+    """Say where ``auto`` measures, and when the set is too small to resolve the budget."""
+    if not held_out:
+        progress.info("[yellow]note[/yellow]: policy auto measures its budget on the calibration set itself "
+                      "(in-sample, usually easy); pass --eval with a held-out labelled set")
+    if labels is None:
+        progress.info(f"[yellow]note[/yellow]: the selection set has no labels, so --max-drop {budget.max_drop:g} "
+                      f"cannot be judged; auto budgets on agreement with FP32 (--min-agreement {budget.min_agreement:g})")
+    needed = budget.samples_to_resolve(labels is not None)
+    if len(x) < needed:
+        progress.info(f"[yellow]note[/yellow]: {len(x)} samples cannot resolve this budget (it takes {needed} for a "
+                      "model without a single changed prediction to be shown inside it); auto keeps a block in "
+                      f"float only when its damage is significant on these {len(x)}: pass --eval with at least "
+                      f"{needed} samples to hold it to the budget")
+
+
+def _auto_notes(decision: Any, artifact: str) -> None:
+    """Say what ``auto`` chose, and when it missed its budget inside the INT8 floor."""
+    d = decision.details
     share = decision.int8_mac_share
-    if share is not None and share < LOW_INT8_SHARE:
-        progress.info(f"[yellow]note[/yellow]: to meet --max-drop {max_drop}, auto keeps "
-                      f"{100 * (1 - share):.1f} % of the multiply-accumulates of {artifact} in float, so it "
-                      "will run little faster than FP32; a looser --max-drop, another --method or "
-                      "quantization-aware training are the ways forward")
+    share_s = "?" if share is None else f"{100 * share:.1f} %"
+    m = d.get("measured", {})
+    progress.info(f"policy auto for {artifact}: {len(decision.kept_blocks)} block(s) in float, {share_s} of the "
+                  f"multiply-accumulates in INT8, agreement {m.get('agreement', float('nan')):.2f} % with FP32 "
+                  f"on the selection set")
+    if not d.get("budget_met", True):
+        b = d["budget"]
+        progress.info(f"[yellow]note[/yellow]: policy auto could not meet its budget on {artifact} within "
+                      f"--min-int8 {b['min_int8']:g} ({'; '.join(d['budget_misses'])}); it keeps the best INT8 model "
+                      "it found: a looser --min-agreement/--max-drop, a lower --min-int8 or quantization-aware "
+                      "fine-tuning are the ways forward")
 
 
 def _eval_data(calibration: Any, evaluation: Any) -> tuple[np.ndarray, np.ndarray | None, str]:

@@ -6,6 +6,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from edge_se.quantize.metrics import sqnr_db, wilson_upper
 from edge_se.validate.tolerances import Tolerance, tolerance_for
 
 
@@ -46,21 +47,31 @@ def compare_output(name: str, ref: np.ndarray, got: np.ndarray, tol: Tolerance) 
         abs_bound=bound,
         cosine_min=float(cos.min()),
         cosine_mean=float(cos.mean()),
+        sqnr_db=sqnr_db(ref, got),
     )
     failures = []
     if bound is not None and max_abs > bound:
         failures.append(
             f"max abs error {max_abs:.3g} > {bound:.3g} (atol {tol.atol:g} + rtol {tol.rtol:g} x max|ref| {ref_max:.3g})"
         )
-    if cos.min() < tol.min_cosine:
+    if tol.min_cosine is not None and cos.min() < tol.min_cosine:
         failures.append(f"min cosine {cos.min():.6f} < {tol.min_cosine}")
+    if tol.min_sqnr_db is not None and result["sqnr_db"] < tol.min_sqnr_db:
+        failures.append(f"SNR {result['sqnr_db']:.1f} dB < {tol.min_sqnr_db:g} dB")
     if ref.ndim == 2 and ref.shape[1] > 1:
         top1 = top1_agreement(ref, got, tol.decisive_margin)
         result.update(top1)
-        if top1["top1_agreement"] is not None and top1["top1_agreement"] < tol.min_top1:
-            failures.append(
-                f"top-1 agreement {top1['top1_agreement']:.4f} < {tol.min_top1} over {top1['decisive']} decisive samples"
-            )
+        agree = top1["top1_agreement"]
+        if agree is not None and tol.top1_confidence is not None:
+            upper = wilson_upper(round(agree * top1["decisive"]), top1["decisive"], tol.top1_confidence)
+            result["top1_agreement_upper"] = upper
+            if upper < tol.min_top1:
+                failures.append(
+                    f"top-1 agreement {agree:.4f} over {top1['decisive']} decisive samples is significantly below "
+                    f"{tol.min_top1} (upper {100 * tol.top1_confidence:g} % bound {upper:.4f})"
+                )
+        elif agree is not None and agree < tol.min_top1:
+            failures.append(f"top-1 agreement {agree:.4f} < {tol.min_top1} over {top1['decisive']} decisive samples")
     result["passed"] = not failures
     result["reason"] = f"output '{name}': " + "; ".join(failures) if failures else ""
     return result

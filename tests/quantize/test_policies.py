@@ -50,57 +50,93 @@ def test_keep_gates_finds_the_gates_of_a_torchvision_model(export_cached):
     assert all(b.kind == "se" for b in d.kept_blocks)
 
 
-def test_auto_ranks_every_candidate_and_keeps_the_most_sensitive_until_the_budget(export_cached, small_calib):
-    fp32 = export_cached("se_digits", (1, 1, 32, 32)).verify("model.onnx")
-    x = small_calib.array()
-    ranges = collect_statistics(fp32, small_calib.batches(16)).ranges("minmax")
+def _shrunk_ranges(fp32, calib, factor):
+    """Real ranges of ``fp32`` shrunk by ``factor``: heavy clipping, so INT8 visibly misses any budget."""
+    from edge_se.quantize.ranges import TensorRanges
 
-    def builder(src, out, keep):
-        quantize_cpu(src, out, ranges, keep)
-
-    d = decide("auto", fp32, builder=builder, x=x, labels=None, max_drop=0.0, rank="sqnr")
-    names = [s["block"] for s in d.details["sensitivity"]]
-    assert names == [b.name for b in candidate_blocks(onnx.load(str(fp32)))]
-    ranked = [s["block"] for s in sorted(d.details["sensitivity"], key=lambda s: s["sqnr_db"])]
-    kept = [b.name for b in d.kept_blocks]
-    assert kept == ranked[: len(kept)]
-    steps = {s["kept_count"]: s for s in d.details["steps"]}
-    assert steps[len(kept)]["kept"] == kept
-    assert d.details["budget_met"] == (steps[len(kept)]["drop"] <= 0.0)
-    if d.details["budget_met"] and kept:  # bisection: one block fewer was measured and missed it
-        assert steps[len(kept) - 1]["drop"] > 0.0
-    assert len(steps) <= 2 + len(ranked).bit_length()
+    r = collect_statistics(fp32, calib.batches(16)).ranges("minmax")
+    return TensorRanges(r.method, {k: (lo * factor, hi * factor) for k, (lo, hi) in r.ranges.items()}, samples=r.samples)
 
 
-def test_per_mac_ranking_puts_cheap_noisy_blocks_before_the_convolutions(export_cached, small_calib):
-    from edge_se.quantize.policies import _rank, weighted_macs
+def test_auto_keeps_everything_int8_when_the_budget_is_met(export_cached, small_calib):
+    from edge_se.quantize.policies import Budget
 
-    fp32 = export_cached("se_digits", (1, 1, 32, 32)).verify("model.onnx")
-    model = onnx.load(str(fp32))
-    blocks = candidate_blocks(model)
-    macs = weighted_macs(model)
-    cost = [sum(macs.get(n, 0) for n in b.nodes) for b in blocks]
-    # equal noise everywhere: the cheapest block goes float first, the most expensive last
-    flat = [{"sqnr_db": 30.0} for _ in blocks]
-    order = _rank(blocks, flat, macs, "per-mac")
-    assert [cost[i] for i in order] == sorted(cost)
-    # the most expensive block made 20 dB (100x) noisier goes ahead of every block costing more
-    # than 1/100 of its MACs, and behind the cheaper ones; ranked by SQNR alone it goes first
-    loud = cost.index(max(cost))
-    flat[loud] = {"sqnr_db": 10.0}
-    order = _rank(blocks, flat, macs, "per-mac")
-    pos = order.index(loud)
-    assert all(cost[i] <= cost[loud] / 100 for i in order[:pos])
-    assert all(cost[i] > cost[loud] / 100 for i in order[pos + 1:])
-    assert _rank(blocks, flat, macs, "sqnr")[0] == loud
-
-
-def test_auto_with_a_loose_budget_keeps_nothing(export_cached, small_calib):
     fp32 = export_cached("se_digits", (1, 1, 32, 32)).verify("model.onnx")
     ranges = collect_statistics(fp32, small_calib.batches(16)).ranges("minmax")
     d = decide("auto", fp32, builder=lambda s, o, k: quantize_cpu(s, o, ranges, k), x=small_calib.array(),
-               max_drop=100.0)
-    assert d.kept_blocks == [] and d.details["budget_met"]
+               budget=Budget(min_agreement=0.0))
+    assert d.kept_blocks == [] and d.details["budget_met"] and d.int8_mac_share == 1.0
+    assert len(d.details["steps"]) == 1 and d.details["sensitivity"] == []  # no probe when nothing is needed
+
+
+@pytest.mark.parametrize("min_int8", [0.95, 1.0])
+def test_auto_repairs_a_missed_budget_only_inside_the_int8_floor(export_cached, small_calib, min_int8):
+    from edge_se.quantize.policies import Budget, _rank_gain, weighted_macs
+
+    fp32 = export_cached("se_digits", (1, 1, 32, 32)).verify("model.onnx")
+    ranges = _shrunk_ranges(fp32, small_calib, 0.05)
+    model = onnx.load(str(fp32))
+    macs = weighted_macs(model)
+    blocks = {b.name: b for b in candidate_blocks(model)}
+    total = sum(macs.values())
+    cost = {name: sum(macs.get(n, 0) for n in b.nodes) for name, b in blocks.items()}
+    d = decide("auto", fp32, builder=lambda s, o, k: quantize_cpu(s, o, ranges, k), x=small_calib.array(),
+               budget=Budget(min_agreement=99.0, min_int8=min_int8))
+    steps = d.details["steps"]
+    assert steps[0]["kept_count"] == 0 and not steps[0]["met"]  # clipped INT8 misses the budget
+    probed = [s["block"] for s in d.details["sensitivity"]]
+    allowance = (1 - min_int8) * total
+    assert sorted(probed) == sorted(b for b in blocks if cost[b] <= allowance)  # nothing over the allowance probed
+    assert d.int8_mac_share >= min_int8
+    if min_int8 == 1.0:
+        assert all(cost[b.name] == 0 for b in d.kept_blocks)
+    else:  # kept: a prefix of the gain-per-MAC ranking, cut to the allowance
+        assert probed
+        ranked = [probed[i] for i in _rank_gain(d.details["sensitivity"], list(range(len(probed))), total)]
+        fits, used = [], 0
+        for b in ranked:
+            if used + cost[b] <= allowance:
+                fits.append(b)
+                used += cost[b]
+        kept = [b.name for b in d.kept_blocks]
+        assert kept == fits[: len(kept)]
+        assert d.details["budget_met"] == next(s["met"] for s in reversed(steps) if s["kept"] == kept)
+    if not d.details["budget_met"]:
+        assert d.details["budget_misses"] and "agreement" in d.details["budget_misses"][0]
+
+
+def test_a_budget_miss_counts_only_when_it_is_significant():
+    import numpy as np
+
+    from edge_se.quantize.policies import Budget, judge
+
+    def logits(n, flips):
+        ref = np.tile(np.array([[2.0, 1.0, 0.0]], dtype=np.float32), (n, 1))
+        got = ref.copy()
+        got[:flips] = [[1.0, 2.0, 0.0]]
+        return ref, got
+
+    b = Budget(min_agreement=99.5)
+    assert judge(*logits(64, 1), None, b)["met"]  # 98.4 % on 64 samples: no evidence of < 99.5 %
+    assert not judge(*logits(9000, 90), None, b)["met"]  # 99.0 % on 9,000: significant
+    assert not judge(*logits(9000, 50), None, b)["met"]  # 99.44 %: 9,000 samples resolve 99.5 %: held to it
+    assert judge(*logits(400, 3), None, b)["met"]  # 99.25 % on 400 (< 599 needed): not significant
+    ref, got = logits(9000, 0)
+    labels = np.zeros(9000, dtype=np.int64)
+    got[:40] = [[1.0, 2.0, 0.0]]  # 40 correct -> wrong: drop 0.44 points, significantly > 0.1
+    m = judge(ref, got, labels, Budget(min_agreement=0.0, max_drop=0.1))
+    assert not m["met"] and m["accuracy_drop_lower"] > 0.1 and "accuracy drop" in m["misses"][0]
+    assert Budget().samples_to_resolve(False) == 999 and Budget().samples_to_resolve(True) == 2996
+
+
+def test_gain_ranking_puts_repairs_per_mac_first():
+    from edge_se.quantize.policies import _rank_gain
+
+    sens = [{"loss_removed": 0.2, "macs": 1000, "sqnr_db": 30}, {"loss_removed": 0.1, "macs": 10, "sqnr_db": 30},
+            {"loss_removed": 0.0, "macs": 1, "sqnr_db": 30}, {"loss_removed": -0.1, "macs": 1, "sqnr_db": 30},
+            {"loss_removed": 0.3, "macs": 1000, "sqnr_db": 31}]
+    # per MAC: block 1 (0.01), then 4 (3e-4) before 0 (2e-4); blocks removing nothing are dropped
+    assert _rank_gain(sens, [0, 1, 2, 3, 4], total=10_000) == [1, 4, 0]
 
 
 def test_unknown_policy_is_refused(export_cached):

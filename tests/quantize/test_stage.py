@@ -12,7 +12,6 @@ import pytest
 from edge_se.bundle import Bundle
 from edge_se.cli import main
 from edge_se.errors import CalibrationError
-from edge_se.quantize.policies import AUTO_SELECTION_MARGIN
 
 DIGITS_SPEC = Path(__file__).resolve().parents[2] / "calibration" / "digits.toml"
 
@@ -66,36 +65,40 @@ def test_cli_int8_with_keep_gates_lists_the_kept_gates(export_cached, copy_bundl
 def test_auto_decides_for_each_flavour_on_its_own_model(export_cached, copy_bundle, small_calib):
     from edge_se.quantize.stage import quantize_int8
 
+    # --min-agreement 100: any changed prediction on the 32 selection samples is a miss, so both
+    # files go through the sensitivity probes
     bundle = quantize_int8(copy_bundle(export_cached("cbam_digits", (1, 1, 32, 32))), small_calib, policy="auto",
-                           max_drop=100.0, weight_rounding="nearest")
-    for name in ("model.int8.trt.onnx", "model.int8.cpu.onnx"):
-        rec = bundle.artifact(name)
-        assert rec["weights"]["rounding"] == "nearest" and rec["weights"]["layers_rounded"] == 0
-        sens = rec["kept_in_float"]["sensitivity"]
-        assert len(sens) == 10 and rec["kept_in_float"]["budget_met"]
-    cpu, trt = (bundle.artifact(n)["kept_in_float"]["sensitivity"] for n in ("model.int8.cpu.onnx", "model.int8.trt.onnx"))
-    # measured on two different models: the CPU file quantizes every op, the TensorRT file only
-    # the Conv/Gemm inputs, residual Adds and pools, so single-block costs differ
-    assert [s["sqnr_db"] for s in cpu] != [s["sqnr_db"] for s in trt]
+                           min_agreement=100.0, weight_rounding="nearest")
+    recs = {n: bundle.artifact(n)["kept_in_float"] for n in ("model.int8.trt.onnx", "model.int8.cpu.onnx")}
+    for name, rec in recs.items():
+        assert bundle.artifact(name)["weights"]["rounding"] == "nearest"
+        assert rec["budget"] == {"max_drop": 0.1, "min_agreement": 100.0, "min_int8": 0.95, "confidence": 0.95}
+        assert rec["int8_mac_share"] >= 0.95
+        first = rec["steps"][0]
+        assert first["kept_count"] == 0 and first["int8_mac_share"] == 1.0
+        assert rec["budget_met"] == rec["steps"][-1]["met"] or not rec["budget_met"]
+    measured = [r for r in recs.values() if r["sensitivity"]]
+    if len(measured) == 2:  # measured on two different models: the CPU file quantizes every op
+        cpu, trt = (r["sensitivity"] for r in (recs["model.int8.cpu.onnx"], recs["model.int8.trt.onnx"]))
+        assert [s["sqnr_db"] for s in cpu] != [s["sqnr_db"] for s in trt]
 
 
-def test_auto_says_when_the_eval_set_is_too_small_and_when_little_stays_int8(export_cached, copy_bundle,
-                                                                               small_calib, monkeypatch, capsys):
+def test_auto_says_what_it_chose_and_when_the_set_cannot_resolve_the_budget(export_cached, copy_bundle,
+                                                                            small_calib, monkeypatch, capsys):
     from edge_se import progress
     from edge_se.quantize import stage
 
     monkeypatch.setattr(progress, "_quiet", False)
-    monkeypatch.setattr(stage, "LOW_INT8_SHARE", 1.01)  # any share counts as low
     bundle = stage.quantize_int8(copy_bundle(export_cached("bam_digits", (1, 1, 32, 32))), small_calib,
-                                 policy="auto", max_drop=100.0, weight_rounding="nearest")
+                                 policy="auto", min_agreement=0.0, max_drop=100.0, weight_rounding="nearest")
     err = " ".join(capsys.readouterr().err.split())
-    assert "one changed prediction in 32 evaluation samples is 3.12 points" not in err  # 3.12 < 50: resolvable
-    assert "keeps 0.0 % of the multiply-accumulates of model.int8.cpu.onnx in float" in err
-    stage.quantize_int8(bundle, small_calib, policy="auto", max_drop=0.1, weight_rounding="nearest")
+    assert "cannot resolve this budget" not in err  # a budget of 0 % agreement needs no samples
+    assert "policy auto for model.int8.cpu.onnx: 0 block(s) in float, 100.0 % of the multiply-accumulates in INT8" in err
+    stage.quantize_int8(bundle, small_calib, policy="auto", weight_rounding="nearest")
     err = " ".join(capsys.readouterr().err.split())
-    assert "one changed prediction in 32 evaluation samples is 3.12 points" in err
-    needed = math.ceil(100.0 / (0.1 * AUTO_SELECTION_MARGIN))  # one flip within the target
-    assert f"at least {needed} samples" in err
+    needed = math.ceil(-math.log(0.05) / 0.001)  # max-drop 0.1 points is the tightest allowance
+    assert f"32 samples cannot resolve this budget (it takes {needed} " in err
+    assert f"pass --eval with at least {needed} samples" in err
 
 
 def test_cli_fp16_adds_a_validated_artifact(export_cached, copy_bundle):
@@ -157,7 +160,9 @@ def test_calibration_set_with_other_preprocessing_is_refused(export_cached, copy
         (["--precision", "int8", "--calib", str(DIGITS_SPEC), "--percentile", "99.9"], "--method percentile only"),
         (["--precision", "fp16", "--policy", "all"], "--policy only apply to --precision int8"),
         (["--precision", "fp16", "--weight-rounding", "nearest"], "--weight-rounding only apply to --precision int8"),
-        (["--precision", "int8", "--calib", str(DIGITS_SPEC), "--policy", "all", "--auto-rank", "sqnr"], "auto only"),
+        (["--precision", "int8", "--calib", str(DIGITS_SPEC), "--policy", "all", "--min-int8", "0.9"], "auto only"),
+        (["--precision", "int8", "--calib", str(DIGITS_SPEC), "--min-int8", "1.5"], "--min-int8 must be a number"),
+        (["--precision", "int8", "--calib", str(DIGITS_SPEC), "--min-agreement", "nan"], "--min-agreement must be"),
     ],
 )
 def test_inconsistent_options_are_refused(export_cached, copy_bundle, capsys, argv, message):
