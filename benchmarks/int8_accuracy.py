@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 t1 = time.perf_counter()
                 _ort_anchor(fp32, tmp / f"{attn}.ort.onnx", calib)
                 add("int8 ort quantize_static", tmp / f"{attn}.ort.onnx", "ORT defaults (QDQ, U8S8, per-tensor, MinMax)",
-                    1.0, time.perf_counter() - t1)
+                    _qdq_mac_share(fp32, tmp / f"{attn}.ort.onnx"), time.perf_counter() - t1)
             for policy in args.policies:
                 for fl, build in builders.items():
                     t1 = time.perf_counter()
@@ -132,6 +132,22 @@ def _fmt(r: dict) -> str:
     secs = "-" if r.get("seconds") is None else f"{r['seconds']:.1f}"
     return (f"{r['net']:14s} {r['variant']:26s} {r['accuracy']:7.2f} {r['accuracy_drop']:+6.2f} "
             f"{r['agreement']:8.2f} {sq_s:>8s} {share_s:>9s} {secs:>7s}  {r['kept_float']}")
+
+
+def _qdq_mac_share(fp32: Path, quantized: Path) -> float | None:
+    """Share of the FP32 model's weighted-op MACs whose node, in the QDQ file, reads a
+    DequantizeLinear activation and weight (what ONNX Runtime fuses into integer kernels)."""
+    import onnx
+
+    from edge_se.quantize.policies import weighted_macs
+
+    macs = weighted_macs(onnx.load(str(fp32)))
+    q = onnx.load(str(quantized))
+    producer = {o: n.op_type for n in q.graph.node for o in n.output}
+    int8 = {n.name for n in q.graph.node if n.name in macs and len(n.input) > 1
+            and producer.get(n.input[0]) == producer.get(n.input[1]) == "DequantizeLinear"}
+    total = sum(macs.values())
+    return None if not total else round(sum(v for k, v in macs.items() if k in int8) / total, 4)
 
 
 def _ort_anchor(fp32: Path, out: Path, calib) -> None:

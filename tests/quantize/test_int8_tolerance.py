@@ -58,3 +58,20 @@ def test_one_flip_in_64_is_no_evidence_of_agreement_under_99_percent():
     got[0, top] = ref[0, second] - 0.5  # 63/64 = 98.4 %
     r = compare_outputs([ref], [got], "int8", names=["logits"])
     assert r["outputs"][0]["top1_agreement"] < 0.99 and r["passed"], r["reason"]
+
+
+def test_validate_judges_a_quantized_bundle_on_in_distribution_inputs(se_int8_bundle, copy_bundle):
+    """What the quantize stage wrote (policy all) passes `edge-se validate`; its results on N(0,1)
+    noise, far outside the calibrated ranges, are recorded but not enforced."""
+    from edge_se.cli import main
+    from edge_se.bundle import Bundle
+
+    bundle = copy_bundle(se_int8_bundle)
+    assert main(["-q", "validate", str(bundle.root)]) == 0
+    checks = [c for c in Bundle.open(bundle.root).manifest["checks"]
+              if c["artifact"].startswith("model.int8") and c["name"].startswith("numerics/")]
+    noise = [c for c in checks if c["name"].startswith("numerics/random/")]
+    real = [c for c in checks if c["name"].startswith("numerics/real/")]
+    assert noise and all(c["enforced"] is False and c["passed"] for c in noise)
+    assert real and all(c["passed"] and c.get("enforced", True) for c in real)
+    assert all(o["sqnr_db"] >= 15.0 for c in real for o in c["outputs"])
