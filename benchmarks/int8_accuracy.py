@@ -47,13 +47,17 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", nargs="+", choices=NETS, default=list(NETS))
-    ap.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
+    ap.add_argument("--method", choices=("auto",) + METHODS, default=DEFAULT_METHOD,
+                    help="activation ranges (default auto: measured for each INT8 file on the selection draws)")
     ap.add_argument("--policies", nargs="+", choices=policies.POLICIES, default=list(policies.POLICIES))
     ap.add_argument("--no-fp16", action="store_true", help="skip the FP16 rows")
     ap.add_argument("--max-drop", type=float, default=policies.Budget.max_drop)
     ap.add_argument("--min-agreement", type=float, default=policies.Budget.min_agreement)
     ap.add_argument("--min-int8", type=float, default=policies.Budget.min_int8)
     ap.add_argument("--no-anchor", action="store_true", help="skip ONNX Runtime's own quantize_static anchor")
+    ap.add_argument("--finetune", action="store_true",
+                    help="also fine-tune each policy's files (quantization-aware distillation on the calibration set)")
+    ap.add_argument("--finetune-epochs", type=int, default=None)
     ap.add_argument("--calib", default=str(ROOT / "calibration" / "digits-deploy.toml"))
     ap.add_argument("--weight-rounding", choices=flavours.WEIGHT_ROUNDINGS, default=flavours.DEFAULT_WEIGHT_ROUNDING)
     ap.add_argument("--every", type=int, default=1, help="use every N-th digits-hard sample (smoke runs)")
@@ -77,9 +81,17 @@ def main(argv: list[str] | None = None) -> int:
             bundle = export_bundle(f"{attn}_digits", None, tmp / attn, checkpoint=ckpt)
             fp32 = named_copy(bundle.root / "model.onnx", tmp / f"{attn}.prepared.onnx")
             ref = run_onnx(fp32, x)
-            ranges = collect_statistics(fp32, calib.batches(32)).ranges(args.method)
+            stats = collect_statistics(fp32, calib.batches(32))
             weights = flavours.rounded_weights(args.weight_rounding, fp32, calib.batches(32))
-            builders = {fl: flavours.builder(fl, ranges, weights) for fl in flavours.FLAVOURS}
+            builders, methods = {}, {}
+            for fl in flavours.FLAVOURS:
+                if args.method == "auto":
+                    ranges, report = flavours.choose_ranges(fl, stats, weights, fp32, xs)
+                    methods[fl] = report["chosen"]
+                else:
+                    ranges, methods[fl] = stats.ranges(args.method), args.method
+                builders[fl] = flavours.builder(fl, ranges, weights)
+            print(f"# {attn}_digits ranges: {methods}", flush=True)
 
             def add(variant: str, path: Path, kept: int | str = "-", share: float | None = None,
                     seconds: float | None = None) -> None:
@@ -106,6 +118,15 @@ def main(argv: list[str] | None = None) -> int:
                     note = "" if d.details.get("budget_met", True) else ", budget missed"
                     add(f"int8 {fl} {policy}", out, f"{len(d.kept_blocks)} blocks{note}", d.int8_mac_share,
                         time.perf_counter() - t1)
+                    if args.finetune:
+                        from edge_se.quantize import qad
+
+                        info = qad.finetune(out, fp32, calib.array(), tmp / f"{attn}.{fl}.qad.onnx",
+                                            epochs=args.finetune_epochs or qad.DEFAULT_EPOCHS)
+                        sim = info["sim_vs_deployed_sqnr_db"]["after"]
+                        add(f"int8 {fl} {policy}+finetune", tmp / f"{attn}.{fl}.qad.onnx",
+                            f"sim vs deployed {sim:.1f} dB", d.int8_mac_share, info["seconds"])
+                        rows[-1]["sim_vs_deployed_sqnr_db"] = info["sim_vs_deployed_sqnr_db"]
             print(f"# {attn}_digits: {time.perf_counter() - t0:.0f} s", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"method": args.method, "weight_rounding": args.weight_rounding,

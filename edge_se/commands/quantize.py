@@ -51,12 +51,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"auto: top-1 agreement with FP32 to keep, in %% (default {Budget.min_agreement:g})")
     p.add_argument("--min-int8", type=float, default=None,
                    help=f"auto: fraction of the multiply-accumulates that must run in INT8 (default {Budget.min_int8:g})")
-    p.add_argument("--method", choices=METHODS, default=None, help=f"int8 calibration method (default {DEFAULT_METHOD})")
+    p.add_argument("--method", choices=("auto",) + METHODS, default=None,
+                   help=f"int8 activation-range method (default {DEFAULT_METHOD}: measured for each INT8 file among "
+                   "minmax, mse and percentile 99.999)")
     p.add_argument("--percentile", type=float, default=None,
                    help=f"percentile for --method percentile (default {DEFAULT_PERCENTILE})")
     p.add_argument("--weight-rounding", choices=("gptq", "nearest"), default=None,
                    help="int8 weights: gptq (error-compensating rounding from the calibration set; default) "
                    "or nearest (plain round-to-nearest)")
+    p.add_argument("--finetune", action="store_true",
+                   help="int8: quantization-aware distillation of both Q/DQ files towards FP32 on the --calib images "
+                   "(no labels needed; minutes on small nets)")
+    p.add_argument("--finetune-epochs", type=int, default=None, help="int8 --finetune: epochs (default 8)")
     p.add_argument("--reduce-range", action="store_true",
                    help="CPU INT8 with 7-bit weights (for x86 CPUs without VNNI; costs accuracy)")
     p.add_argument("--trt-cache-version", default="8601",
@@ -91,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     bundle = Bundle.open(args.bundle)
     if args.precision == "fp16":
         _refuse(args, ["calib", "eval_set", "policy", "max_drop", "min_agreement", "min_int8", "method", "percentile",
-                       "reduce_range", "weight_rounding"], "fp16")
+                       "reduce_range", "weight_rounding", "finetune", "finetune_epochs"], "fp16")
         stage._fp32_onnx(bundle)
         stage.quantize_fp16(bundle, keep_io_types=not args.fp16_io, images=args.images,
                              reference=reference_options(args))
@@ -111,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
             kwargs["percentile"] = args.percentile
         if args.weight_rounding is not None:
             kwargs["weight_rounding"] = args.weight_rounding
+        if args.finetune_epochs is not None and (not args.finetune or not 1 <= args.finetune_epochs <= 1000):
+            raise InputError("--finetune-epochs needs --finetune and a number of epochs between 1 and 1000")
         # the budget is checked (exit 2) before any calibration set is built
         stage._budget(args.policy or stage.DEFAULT_POLICY, args.max_drop, args.min_agreement, args.min_int8)
         # a spec is built into a temporary folder removed afterwards; a set folder is read in place
@@ -120,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
             stage.quantize_int8(
                 bundle, calib, policy=args.policy or stage.DEFAULT_POLICY, method=args.method or stage.DEFAULT_METHOD,
                 max_drop=args.max_drop, min_agreement=args.min_agreement, min_int8=args.min_int8, evaluation=evaluation, reduce_range=args.reduce_range,
-                trt_version=args.trt_cache_version, reference=reference_options(args), **kwargs,
+                trt_version=args.trt_cache_version, reference=reference_options(args), finetune=args.finetune,
+                finetune_epochs=args.finetune_epochs, **kwargs,
             )
         added = [stage.TRT_ARTIFACT, stage.CPU_ARTIFACT, stage.CACHE_ARTIFACT]
     _print(bundle, added, args.json)

@@ -30,8 +30,9 @@ from edge_se.quantize.flavours import DEFAULT_WEIGHT_ROUNDING
 from edge_se.quantize.ranges import DEFAULT_PERCENTILE, METHODS
 
 PRECISIONS = ("fp16", "int8")
-#: chosen by measurement on the digits nets (docs/quantization.md, benchmarks/int8_accuracy.py)
-DEFAULT_METHOD = "minmax"
+#: measured for each INT8 file among minmax, mse and percentile 99.999 (flavours.choose_ranges)
+DEFAULT_METHOD = "auto"
+RANGE_METHODS = ("auto",) + METHODS
 DEFAULT_POLICY = "auto"
 FP16_ARTIFACT = "model.fp16.onnx"
 TRT_ARTIFACT = TRT_QDQ_ARTIFACT
@@ -191,6 +192,8 @@ def quantize_int8(
     trt_version: str = "8601",
     weight_rounding: str = DEFAULT_WEIGHT_ROUNDING,
     reference: Any = None,
+    finetune: bool = False,
+    finetune_epochs: int | None = None,
 ) -> Bundle:
     """Add the two INT8 flavours and the TensorRT cache to ``bundle`` from one calibration run.
 
@@ -199,13 +202,14 @@ def quantize_int8(
     accuracy is reported; else the calibration set is used). ``max_drop`` (points, on labels),
     ``min_agreement`` (%) and ``min_int8`` (fraction of MACs) make ``auto``'s
     :class:`~edge_se.quantize.policies.Budget`. ``weight_rounding``: ``gptq`` (error-compensating,
-    from the calibration set; default) or ``nearest``.
+    from the calibration set; default) or ``nearest``. ``finetune``: quantization-aware distillation
+    of both Q/DQ files towards FP32 on the calibration images (:mod:`edge_se.quantize.qad`).
     """
     with bundle.writing():
         return _quantize_int8(bundle, calibration, policy=policy, method=method, percentile=percentile,
                               budget=_budget(policy, max_drop, min_agreement, min_int8), evaluation=evaluation,
                               reduce_range=reduce_range, trt_version=trt_version, weight_rounding=weight_rounding,
-                              reference=reference)
+                              reference=reference, finetune=finetune, finetune_epochs=finetune_epochs)
 
 
 def _budget(policy: str, max_drop: float | None, min_agreement: float | None, min_int8: float | None) -> Any:
@@ -224,7 +228,8 @@ def _budget(policy: str, max_drop: float | None, min_agreement: float | None, mi
 
 def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str, percentile: float,
                    budget: Any, evaluation: Any, reduce_range: bool, trt_version: str,
-                   weight_rounding: str, reference: Any) -> Bundle:
+                   weight_rounding: str, reference: Any, finetune: bool = False,
+                   finetune_epochs: int | None = None) -> Bundle:
     from edge_se.calibration.dataset import check_matches
     from edge_se.quantize import policies
     from edge_se.quantize import flavours
@@ -232,8 +237,8 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
     from edge_se.quantize.trt_cache import CalibrationCache, write_cache
 
     flavours.check_weight_rounding(weight_rounding)
-    if method not in METHODS:
-        raise InputError(f"unknown calibration method {method!r}; expected one of {', '.join(METHODS)}")
+    if method not in RANGE_METHODS:
+        raise InputError(f"unknown calibration method {method!r}; expected one of {', '.join(RANGE_METHODS)}")
     policies.check_policy(policy)
     fp32 = _fp32_onnx(bundle)
     shape = bundle.section("model")["input_shape"]
@@ -249,7 +254,6 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
         t0 = time.perf_counter()
         with progress.stage(f"Calibrating on {calibration.count} samples ({method})"):
             stats = collect_statistics(prepared, calibration.batches(CALIB_BATCH))
-            ranges = stats.ranges(method, percentile)
         timings["calibrate"] = round(time.perf_counter() - t0, 3)
 
         eval_x, eval_y, eval_desc = _eval_data(calibration, evaluation)
@@ -260,7 +264,19 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
         with progress.stage(f"Rounding weights ({weight_rounding})"):
             weights = flavours.rounded_weights(weight_rounding, prepared, calibration.batches(CALIB_BATCH))
         timings["round_weights"] = round(time.perf_counter() - t0, 3)
-        cpu_builder = flavours.builder("cpu", ranges, weights, reduce_range=reduce_range)
+        t0 = time.perf_counter()
+        chosen: dict[str, Any] = {}
+        if method == "auto":
+            with progress.stage("Choosing activation ranges for each INT8 file (minmax, mse, percentile)"):
+                for fl in flavours.FLAVOURS:
+                    chosen[fl] = flavours.choose_ranges(fl, stats, weights, prepared, eval_x, reduce_range=reduce_range)
+                progress.info("activation ranges: " + ", ".join(f"{fl} file {c[1]['chosen']}" for fl, c in chosen.items()))
+        else:
+            fixed = stats.ranges(method, percentile)
+            chosen = {fl: (fixed, None) for fl in flavours.FLAVOURS}
+        timings["choose_ranges"] = round(time.perf_counter() - t0, 3)
+        ranges = chosen["trt"][0]  # the TensorRT cache and ranges.json follow the TensorRT file
+        cpu_builder = flavours.builder("cpu", chosen["cpu"][0], weights, reduce_range=reduce_range)
         trt_builder = flavours.builder("trt", ranges, weights)
 
         t0 = time.perf_counter()
@@ -283,6 +299,11 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
             write_cache(staging / CACHE_ARTIFACT, cache)
             save_ranges(ranges, staging / RANGES_FILE)
         timings["quantize"] = round(time.perf_counter() - t0, 3)
+        tuned: dict[str, dict[str, Any]] = {}
+        if finetune:
+            t0 = time.perf_counter()
+            tuned = _finetune(prepared, staging, calibration, eval_x, finetune_epochs)
+            timings["finetune"] = round(time.perf_counter() - t0, 3)
 
         with progress.stage("Validating INT8 against the reference"):
             ref_fn, ref_desc = _reference(bundle, fp32, reference)
@@ -302,26 +323,59 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
             "spec": {k: (calibration.manifest.get("spec") or {}).get(k) for k in ("path", "sha256")},
             "tensors": len(ranges.ranges),
         }
-        common = dict(stage="quantize", format="onnx", precision="int8", policy=policy, calibration=calib_record,
+        def file_calibration(fl: str) -> dict[str, Any]:
+            r, report = chosen[fl]
+            label = report["chosen"] if report else method
+            return {**calib_record, "method": label, "params": r.params, "tensors": len(r.ranges),
+                    **({"method_choice": report} if report else {})}
+
+        common = dict(stage="quantize", format="onnx", precision="int8", policy=policy,
                       weights={"rounding": weight_rounding, "layers_rounded": len(weights or {}),
                                "grid": "int8 symmetric per output channel, scale = max|w| / 127"},
                       source="model.onnx", **_io(bundle))
         with bundle.publishing(staging, [TRT_ARTIFACT, CPU_ARTIFACT, CACHE_ARTIFACT, RANGES_FILE]):
-            bundle.add_artifact(TRT_ARTIFACT, backend="tensorrt", qdq=trt_info,
+            extra = {name: ({"finetune": tuned[name]} if name in tuned else {}) for name in (TRT_ARTIFACT, CPU_ARTIFACT)}
+            bundle.add_artifact(TRT_ARTIFACT, backend="tensorrt", qdq=trt_info, **extra[TRT_ARTIFACT],
+                                calibration=file_calibration("trt"),
                                 kept_in_float=decisions[TRT_ARTIFACT].to_dict(),
                                 int8={"activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel"},
                                 **common)
-            bundle.add_artifact(CPU_ARTIFACT, backend="onnxruntime", int8=cpu_info,
+            bundle.add_artifact(CPU_ARTIFACT, backend="onnxruntime", int8=cpu_info, **extra[CPU_ARTIFACT],
+                                calibration=file_calibration("cpu"),
                                 kept_in_float=decisions[CPU_ARTIFACT].to_dict(), **common)
             bundle.add_artifact(CACHE_ARTIFACT, stage="quantize", format=TENSORRT_CALIBRATION_CACHE, precision="int8",
                                 backend="tensorrt", extra_files=[RANGES_FILE], policy=None, header=cache.header,
-                                tensors=len(cache.scales), for_onnx="model.onnx", calibration=calib_record)
+                                tensors=len(cache.scales), for_onnx="model.onnx", calibration=file_calibration("trt"))
             bundle.manifest.setdefault("timings", {}).update({f"quantize_{k}": v for k, v in timings.items()})
             for c in checks:
                 bundle.record_check(c)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return bundle
+
+
+def _finetune(prepared: Path, staging: Path, calibration: Any, eval_x: np.ndarray,
+              epochs: int | None) -> dict[str, dict[str, Any]]:
+    """Quantization-aware distillation of both Q/DQ files in ``staging``, in place; per file its
+    report and the logit SQNR against FP32 on the evaluation inputs before and after."""
+    from edge_se.quantize import qad
+    from edge_se.quantize.metrics import run_onnx, sqnr_db
+
+    x = calibration.array()
+    ref = run_onnx(prepared, eval_x)
+    out: dict[str, dict[str, Any]] = {}
+    for name in (CPU_ARTIFACT, TRT_ARTIFACT):
+        path = staging / name
+        before = sqnr_db(ref, run_onnx(path, eval_x))
+        tuned = staging / f"{name}.tuned"
+        info = qad.finetune(path, prepared, x, tuned, epochs=epochs or qad.DEFAULT_EPOCHS)
+        tuned.replace(path)
+        info["eval_sqnr_db"] = {"before": before, "after": sqnr_db(ref, run_onnx(path, eval_x)), "on": f"{len(eval_x)} samples"}
+        progress.info(f"fine-tuned {name}: logit SQNR {before:.1f} -> {info['eval_sqnr_db']['after']:.1f} dB on the "
+                      f"selection set, simulation vs deployed {info['sim_vs_deployed_sqnr_db']['after']:.1f} dB "
+                      f"({info['seconds']:.0f} s)")
+        out[name] = info
+    return out
 
 
 def _selection_notes(budget: Any, x: np.ndarray, labels: np.ndarray | None, held_out: bool) -> None:

@@ -56,7 +56,7 @@ def _script_args(script: Path) -> list[str]:
     return shlex.split(line)
 
 
-@pytest.mark.parametrize("policy", ["auto", "keep-gates"])
+@pytest.mark.parametrize("policy", ["auto", "keep-gates", "all"])
 def test_the_trtexec_script_uses_the_quantize_stages_cache_and_decision(
     quantized, tmp_path, policy, small_calib_spec
 ):
@@ -70,9 +70,14 @@ def test_the_trtexec_script_uses_the_quantize_stages_cache_and_decision(
     calib = [a.split("=", 1)[1] for a in args if a.startswith("--calib=")]
     cache = next(n for n, rec in manifest["artifacts"].items() if rec["format"] == "tensorrt-calibration-cache")
     assert calib == [cache] and (quantized / calib[0]).is_file()
-    layers = next(a for a in args if a.startswith("--layerPrecisions=")).split("=", 1)[1].split(",")
+    layers = [a for a in args if a.startswith("--layerPrecisions=")]
+    if policy == "all":  # nothing kept in float: no per-layer precisions at all
+        assert layers == [] and "--precisionConstraints=obey" not in args
+        return
     decided = manifest["artifacts"]["model.int8.trt.onnx"]["kept_in_float"]["kept_nodes"]
-    assert decided and sorted(n.rsplit(":", 1)[0] for n in layers) == sorted(decided)
+    named = layers[0].split("=", 1)[1].split(",")
+    assert decided and sorted(n.rsplit(":", 1)[0] for n in named) == sorted(decided)
+    assert all(n.rsplit(":", 1)[1] == "fp32" for n in named) and "--precisionConstraints=obey" in args
 
 
 def test_recipe_auto_without_an_int8_decision_is_refused(tmp_path, small_calib_spec):

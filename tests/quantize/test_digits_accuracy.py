@@ -41,12 +41,14 @@ def test_default_policy_is_int8_and_faithful_on_digits_hard(attn, trained_bundle
     from edge_se.data.digits import digits_hard
 
     fp32 = named_copy(trained_bundle(attn).verify("model.onnx"), tmp_path / "fp32.onnx")
-    ranges = collect_statistics(fp32, deploy_calib.batches(CALIB_BATCH)).ranges(DEFAULT_METHOD)
+    stats = collect_statistics(fp32, deploy_calib.batches(CALIB_BATCH))
     weights = flavours.rounded_weights(flavours.DEFAULT_WEIGHT_ROUNDING, fp32, deploy_calib.batches(CALIB_BATCH))
     x, y = digits_hard(seed=0)
     ref = run_onnx(fp32, x)
     failures = []
+    assert DEFAULT_METHOD == "auto"
     for flavour in flavours.FLAVOURS:
+        ranges, _ = flavours.choose_ranges(flavour, stats, weights, fp32, selection[0])
         build = flavours.builder(flavour, ranges, weights)
         d = policies.decide(DEFAULT_POLICY, fp32, builder=build, x=selection[0], labels=selection[1])
         build(fp32, tmp_path / f"{flavour}.onnx", d.kept_nodes)

@@ -25,7 +25,10 @@ def test_int8_manifest_records_policy_calibration_kept_nodes_and_checks(se_int8_
     for name in ("model.int8.trt.onnx", "model.int8.cpu.onnx"):
         rec = m["artifacts"][name]
         assert rec["precision"] == "int8" and rec["policy"] == "all"
-        assert rec["calibration"]["method"] == "minmax"
+        choice = rec["calibration"]["method_choice"]  # --method auto: measured for each file
+        assert rec["calibration"]["method"] == choice["chosen"] in {"minmax", "mse", "percentile 99.999"}
+        assert set(choice["sqnr_db"]) == {"minmax", "mse", "percentile 99.999"}
+        assert choice["sqnr_db"][choice["chosen"]] == max(choice["sqnr_db"].values())
         assert rec["calibration"]["set_sha256"] == small_calib.sha256
         assert rec["calibration"]["count"] == 32
         assert rec["kept_in_float"]["kept_nodes"] == []
