@@ -122,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
                         from edge_se.quantize import qad
 
                         info = qad.finetune(out, fp32, calib.array(), tmp / f"{attn}.{fl}.qad.onnx",
-                                            epochs=args.finetune_epochs or qad.DEFAULT_EPOCHS)
+                                            epochs=args.finetune_epochs or qad.DEFAULT_EPOCHS, check_x=xs)
                         sim = info["sim_vs_deployed_sqnr_db"]["after"]
+                        kept = "" if info["applied"] else f"; not applied: {info['reason']}"
                         add(f"int8 {fl} {policy}+finetune", tmp / f"{attn}.{fl}.qad.onnx",
-                            f"sim vs deployed {sim:.1f} dB", d.int8_mac_share, info["seconds"])
+                            f"sim vs deployed {sim:.1f} dB{kept}", d.int8_mac_share, info["seconds"])
                         rows[-1]["sim_vs_deployed_sqnr_db"] = info["sim_vs_deployed_sqnr_db"]
             print(f"# {attn}_digits: {time.perf_counter() - t0:.0f} s", flush=True)
     if args.json:

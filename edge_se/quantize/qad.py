@@ -57,8 +57,15 @@ def simulated(module: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:
 
 def finetune(int8_path: Path, fp32_path: Path, x: np.ndarray, out_path: Path, *, epochs: int = DEFAULT_EPOCHS,
              lr: float = DEFAULT_LR, learn_scales: bool = False, scale_lr: float = DEFAULT_SCALE_LR,
-             seed: int = 0) -> dict[str, Any]:
-    """Distil ``int8_path`` towards ``fp32_path`` on the unlabeled inputs ``x``; write ``out_path``."""
+             check_x: np.ndarray | None = None, seed: int = 0) -> dict[str, Any]:
+    """Distil ``int8_path`` towards ``fp32_path`` on the unlabeled inputs ``x``; write ``out_path``.
+
+    The trained file is kept only when its deployed logit SQNR against FP32 on ``check_x`` (default:
+    ``x`` itself, unaugmented) is higher than the original's; otherwise, or when the loss stops
+    being finite, ``out_path`` is the original file and ``applied`` is False with the reason.
+    """
+    import shutil
+
     import onnx
     import torch
 
@@ -77,9 +84,12 @@ def finetune(int8_path: Path, fp32_path: Path, x: np.ndarray, out_path: Path, *,
     opt = torch.optim.Adam(groups)
     steps = epochs * int(np.ceil(len(x) / BATCH))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
-    losses = []
+    losses: list[float] = []
+    stopped = ""
     with progress.stage(f"Fine-tuning {Path(int8_path).name} ({epochs} epochs, {len(x)} images, {len(params)} tensors)"):
         for _ in range(epochs):
+            if stopped:
+                break
             xa = _augment(x, rng)
             teacher = run_onnx(fp32_path, xa)
             order = rng.permutation(len(x))
@@ -88,6 +98,9 @@ def finetune(int8_path: Path, fp32_path: Path, x: np.ndarray, out_path: Path, *,
                 target = torch.from_numpy(teacher[idx])
                 got = student(torch.from_numpy(np.ascontiguousarray(xa[idx], dtype=np.float32)))
                 loss = ((got - target) ** 2).mean() / (target**2).mean().clamp_min(1e-12)
+                if not torch.isfinite(loss):
+                    stopped = f"the loss became non-finite at step {len(losses) + 1}"
+                    break
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -95,12 +108,22 @@ def finetune(int8_path: Path, fp32_path: Path, x: np.ndarray, out_path: Path, *,
                 losses.append(float(loss.detach()))
     onnx.save_model(student.write_back(), str(out_path))
     sim_after = sqnr_db(run_onnx(out_path, probe), simulated(QDQModule(onnx.load(str(out_path)), trainable=False), probe))
-    first = float(np.mean(losses[: max(1, len(losses) // 10)]))
-    last = float(np.mean(losses[-max(1, len(losses) // 10):]))
+    cx = x if check_x is None else check_x
+    ref = run_onnx(fp32_path, cx)
+    before, after = sqnr_db(ref, run_onnx(int8_path, cx)), sqnr_db(ref, run_onnx(out_path, cx))
+    reason = stopped or ("" if np.isfinite(after) and after > before else
+                         f"the trained file's logit SQNR ({after:.1f} dB) is not above the original's ({before:.1f} dB)")
+    if reason:  # never publish a worse model than the one the stage built
+        shutil.copyfile(int8_path, out_path)
+        progress.info(f"[yellow]note[/yellow]: fine-tuning {Path(int8_path).name} kept the original file: {reason}")
+    first = float(np.mean(losses[: max(1, len(losses) // 10)])) if losses else float("nan")
+    last = float(np.mean(losses[-max(1, len(losses) // 10):])) if losses else float("nan")
     return {"epochs": epochs, "steps": steps, "lr": lr, "images": int(len(x)), "augmentation": f"shifts up to {SHIFT} px",
             "loss": "MSE of the logits / their power (teacher: FP32 ONNX)", "loss_first": first, "loss_last": last,
             "trained_tensors": len(params), "learned_scales": len(student.scale_parameters()), "seconds": round(time.perf_counter() - t0, 1),
-            "sim_vs_deployed_sqnr_db": {"before": sim_before, "after": sim_after, "on": f"{len(probe)} calibration images"}}
+            "sim_vs_deployed_sqnr_db": {"before": sim_before, "after": sim_after, "on": f"{len(probe)} calibration images"},
+            "check_sqnr_db": {"before": before, "after": after, "on": f"{len(cx)} samples"},
+            "applied": not reason, "reason": reason}
 
 
 __all__ = ["DEFAULT_EPOCHS", "DEFAULT_LR", "finetune", "simulated"]

@@ -78,7 +78,9 @@ def test_quantize_finetune_records_the_training_and_the_simulation_fidelity(expo
         rec = bundle.artifact(name)["finetune"]
         assert rec["epochs"] == 2 and rec["images"] == 32 and rec["trained_tensors"] > 0
         assert rec["sim_vs_deployed_sqnr_db"]["after"] > 30.0
-        assert set(rec["eval_sqnr_db"]) == {"before", "after", "on"}
+        check = rec["check_sqnr_db"]
+        assert set(check) == {"before", "after", "on"}
+        assert rec["applied"] == (check["after"] > check["before"]) and (rec["applied"] or rec["reason"])
         bundle.verify(name)
     assert "quantize_finetune" in bundle.manifest["timings"]
 
