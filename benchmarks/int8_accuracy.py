@@ -81,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
             bundle = export_bundle(f"{attn}_digits", None, tmp / attn, checkpoint=ckpt)
             fp32 = named_copy(bundle.root / "model.onnx", tmp / f"{attn}.prepared.onnx")
             ref = run_onnx(fp32, x)
+            ref_sel = run_onnx(fp32, xs)  # FP32 on the selection draws, shared by every choice below
             stats = collect_statistics(fp32, calib.batches(32))
             weights = flavours.rounded_weights(args.weight_rounding, fp32, calib.batches(32))
             builders, methods = {}, {}
             for fl in flavours.FLAVOURS:
                 if args.method == "auto":
-                    ranges, report = flavours.choose_ranges(fl, stats, weights, fp32, xs)
+                    ranges, report = flavours.choose_ranges(fl, stats, weights, fp32, xs, ref=ref_sel)
                     methods[fl] = report["chosen"]
                 else:
                     ranges, methods[fl] = stats.ranges(args.method), args.method
@@ -112,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             for policy in args.policies:
                 for fl, build in builders.items():
                     t1 = time.perf_counter()
-                    d = policies.decide(policy, fp32, builder=build, x=xs, labels=ys, budget=budget)
+                    d = policies.decide(policy, fp32, builder=build, x=xs, labels=ys, budget=budget,
+                                        ref=ref_sel)
                     out = tmp / f"{attn}.{fl}.onnx"
                     build(fp32, out, d.kept_nodes)
                     note = "" if d.details.get("budget_met", True) else ", budget missed"
@@ -122,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                         from edge_se.quantize import qad
 
                         info = qad.finetune(out, fp32, calib.array(), tmp / f"{attn}.{fl}.qad.onnx",
-                                            epochs=args.finetune_epochs or qad.DEFAULT_EPOCHS, check_x=xs)
+                                            epochs=args.finetune_epochs or qad.DEFAULT_EPOCHS, check_x=xs,
+                                            check_ref=ref_sel)
                         sim = info["sim_vs_deployed_sqnr_db"]["after"]
                         kept = "" if info["applied"] else f"; not applied: {info['reason']}"
                         add(f"int8 {fl} {policy}+finetune", tmp / f"{attn}.{fl}.qad.onnx",

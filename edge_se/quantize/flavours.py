@@ -55,16 +55,17 @@ AUTO_SAMPLES = 2048
 
 
 def choose_ranges(flavour: str, stats, weights: dict[str, np.ndarray] | None, src: Path, x: np.ndarray, *,
-                  reduce_range: bool = False):
+                  reduce_range: bool = False, ref: np.ndarray | None = None):
     """``--method auto``: the activation ranges (of :data:`AUTO_CANDIDATES`) whose fully quantized
     ``flavour`` file has the highest logit SQNR against the FP32 model on (at most
-    :data:`AUTO_SAMPLES` of) ``x``; returns ``(ranges, report)``. Label-free: it measures the file
+    :data:`AUTO_SAMPLES` of) ``x`` (``ref``: the FP32 outputs on ``x`` when already computed);
+    returns ``(ranges, report)``. Label-free: it measures the file
     that will be deployed, not a proxy, because no one method wins everywhere (on the digits nets:
     MSE on SE's TensorRT file, +3.6 dB over MinMax; MinMax on CBAM's CPU file, +4.1 dB over MSE)."""
     from edge_se.quantize.metrics import run_onnx, sqnr_db
 
     x = x[:AUTO_SAMPLES]
-    ref = run_onnx(src, x)
+    ref = run_onnx(src, x) if ref is None else ref[:AUTO_SAMPLES]
     scores: dict[str, float] = {}
     best = None
     with owned_tempdir("edge-se-method-") as tmp:

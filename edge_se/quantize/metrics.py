@@ -31,26 +31,34 @@ def wilson_upper(successes: int, n: int, confidence: float) -> float:
     return min(1.0, (centre + spread) / (1 + z * z / n))
 
 
-def expected_disagreement(ref: np.ndarray, got: np.ndarray) -> float:
-    """A low-variance estimate of the top-1 disagreement (%): each sample's FP32 margin (top-1 minus
-    runner-up logit) against Gaussian noise with the RMS of the margin perturbation measured over
-    all samples, ``mean(Phi(-margin / sigma))``.
-
-    Counting flips uses only the few samples that happen to flip (on 9,000 digits-hard samples the
-    count moved between 0.01 % and 0.13 % across augmentation draws for the same INT8 model); this
-    uses every sample's margin. It runs about 0.8-1.4x the count on the digits nets (the real noise
-    has heavier tails), so ``auto`` budgets with the larger of the two.
-    """
+def margin_noise(ref: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per sample: the reference's top-1 class and its margin over the runner-up logit; and the RMS
+    over all samples of how much ``got`` moves that margin (``ref``/``got``: N x classes, N >= 1,
+    classes >= 2)."""
     ref = np.asarray(ref, dtype=np.float64).reshape(len(ref), -1)
     got = np.asarray(got, dtype=np.float64).reshape(len(got), -1)
-    if ref.shape[1] < 2 or len(ref) == 0:
-        return 0.0
     order = np.argsort(ref, axis=1)
     i = np.arange(len(ref))
     top, second = order[:, -1], order[:, -2]
     margin = ref[i, top] - ref[i, second]
     delta = (got[i, top] - got[i, second]) - margin
-    sigma = float(np.sqrt(np.mean(delta**2)))
+    return top, margin, float(np.sqrt(np.mean(delta**2)))
+
+
+def expected_disagreement(ref: np.ndarray, got: np.ndarray) -> float:
+    """A low-variance estimate of the top-1 disagreement (%): each sample's FP32 margin (top-1 minus
+    runner-up logit) against Gaussian noise with the RMS of the margin perturbation measured over
+    all samples, ``mean(Phi(-margin / sigma))`` (:func:`margin_noise`).
+
+    Counting flips uses only the few samples that happen to flip (on 9,000 digits-hard samples the
+    count moved between 0.01 % and 0.13 % across augmentation draws for the same INT8 model); this
+    uses every sample's margin. It runs about 0.8-1.4x the count on the digits nets (the real noise
+    has heavier tails); it is reported beside the count.
+    """
+    ref = np.asarray(ref).reshape(len(ref), -1)
+    if ref.shape[1] < 2 or len(ref) == 0:
+        return 0.0
+    _, margin, sigma = margin_noise(ref, got)
     if sigma == 0.0:
         return 0.0
     erfc = np.vectorize(math.erfc)
@@ -90,4 +98,4 @@ def run_onnx(path_or_session: Any, x: np.ndarray, batch: int = 256, threads: int
     return np.concatenate(outs).astype(np.float32)
 
 
-__all__ = ["expected_disagreement", "wilson_upper", "logit_metrics", "run_onnx", "sqnr_db"]
+__all__ = ["expected_disagreement", "margin_noise", "wilson_upper", "logit_metrics", "run_onnx", "sqnr_db"]

@@ -19,13 +19,13 @@ written is the model that was trained. Unsupported operators raise :class:`Input
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from edge_se.errors import InputError
-
-WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+from edge_se.quantize.policies import WEIGHTED_OPS
 _INT_RANGES = {2: (0, 255), 3: (-128, 127), 6: (-(2**31), 2**31 - 1)}  # uint8, int8, int32
 
 
@@ -56,7 +56,9 @@ class QDQModule:
         self.input = model.graph.input[0].name
         self.output = model.graph.output[0].name
         self.nodes = list(model.graph.node)
-        unsupported = sorted({n.op_type for n in self.nodes if n.op_type not in _OPS and n.op_type not in _SPECIAL})
+        self.producer = {o: n for n in self.nodes for o in n.output}
+        ops = _ops()
+        unsupported = sorted({n.op_type for n in self.nodes if n.op_type not in ops and n.op_type not in _SPECIAL})
         if unsupported:
             raise InputError(f"quantization-aware fine-tuning does not support the ONNX operator(s) {', '.join(unsupported)} "
                              "of this model; run without --finetune")
@@ -74,14 +76,13 @@ class QDQModule:
     def _make_params(self) -> None:
         import torch
 
-        producer = {o: n for n in self.nodes for o in n.output}
         for node in self.nodes:
-            if node.op_type not in WEIGHTED:
+            if node.op_type not in WEIGHTED_OPS:
                 continue
             for idx in (1, 2):
                 if idx >= len(node.input) or not node.input[idx]:
                     continue
-                name, unit, integer = self._source(node.input[idx], producer)
+                name, unit = self._source(node.input[idx])
                 if name is None or name in self.params:
                     continue
                 value = self.consts[name].to(torch.float32)
@@ -90,11 +91,10 @@ class QDQModule:
 
     def _tie_biases(self) -> None:
         """An int32 bias is on the grid ``s_x * s_w`` (ONNX Runtime's QLinearConv assumes it): keep it so."""
-        producer = {o: n for n in self.nodes for o in n.output}
         for node in self.nodes:
-            if node.op_type not in WEIGHTED or len(node.input) < 3:
+            if node.op_type not in WEIGHTED_OPS or len(node.input) < 3:
                 continue
-            dqs = [producer.get(t) for t in node.input[:3]]
+            dqs = [self.producer.get(t) for t in node.input[:3]]
             if all(d is not None and d.op_type == "DequantizeLinear" for d in dqs) and \
                     self.dtypes.get(dqs[2].input[0]) == 6:
                 self.bias_tie[dqs[2].name] = (dqs[0].input[1], dqs[1].input[1])
@@ -110,31 +110,31 @@ class QDQModule:
             if name in self.consts and self.dtypes[name] == 1 and self.consts[name].numel() == 1 and name not in self.scales:
                 self.scales[name] = torch.nn.Parameter(torch.log(self.consts[name].reshape(()).clamp_min(1e-12)))
 
-    def _source(self, tensor: str, producer: dict) -> tuple[str | None, Any, bool]:
-        """(initializer to train, its unit, whether it is stored as integers) behind ``tensor``."""
+    def _source(self, tensor: str) -> tuple[str | None, Any]:
+        """(initializer to train, its unit) behind ``tensor``; ``(None, None)`` when there is none."""
         import torch
 
         if tensor in self.consts:
             if self.dtypes[tensor] != 1:
-                return None, None, False
+                return None, None
             w = self.consts[tensor]
-            return tensor, torch.clamp(w.abs().max() / 127.0, min=1e-12), False
-        dq = producer.get(tensor)
+            return tensor, torch.clamp(w.abs().max() / 127.0, min=1e-12)
+        dq = self.producer.get(tensor)
         if dq is None or dq.op_type != "DequantizeLinear":
-            return None, None, False
+            return None, None
         if dq.input[0] in self.consts:  # integer initializer -> DQ
             q = self.consts[dq.input[0]]
             # int8 weights move in steps of 1; an int32 bias (scale s_x * s_w, a very fine grid) in
             # steps of max|b| / 127 like a float bias, or it could never move
             unit = torch.tensor(1.0) if self.dtypes[dq.input[0]] != 6 else torch.clamp(q.abs().max().float() / 127.0, min=1.0)
-            return dq.input[0], unit, True
-        q = producer.get(dq.input[0])
+            return dq.input[0], unit
+        q = self.producer.get(dq.input[0])
         if q is not None and q.op_type == "QuantizeLinear" and q.input[0] in self.consts and self.dtypes[q.input[0]] == 1:
             scale = self.consts[q.input[1]]
             axis = _attr(q, "axis", 1)
             w = self.consts[q.input[0]]
-            return q.input[0], _broadcast(scale, w.dim(), axis), False
-        return None, None, False
+            return q.input[0], _broadcast(scale, w.dim(), axis)
+        return None, None
 
     def parameters(self) -> list[Any]:
         return list(self.params.values())
@@ -186,6 +186,7 @@ class QDQModule:
     # -- forward --------------------------------------------------------------------------
     def __call__(self, x: Any) -> Any:
         env: dict[str, Any] = {self.input: x}
+        ops = _ops()
 
         def get(name: str) -> Any:
             if not name:
@@ -199,7 +200,7 @@ class QDQModule:
             if node.op_type in _SPECIAL:
                 outs = _SPECIAL[node.op_type](self, node, ins)
             else:
-                outs = _OPS[node.op_type](node, ins, self.opset)
+                outs = ops[node.op_type](node, ins, self.opset)
             if not isinstance(outs, (list, tuple)):
                 outs = [outs]
             for name, v in zip(node.output, outs):
@@ -279,6 +280,19 @@ def _reduce(fn):
     return run
 
 
+def _pad_asymmetric(x: Any, pads: list[int], nd: int, value: float) -> tuple[Any, list[int]]:
+    """ONNX ``pads`` (begins then ends) that differ per side applied explicitly to ``x``; returns the
+    input and the symmetric pads left for the op itself."""
+    import torch.nn.functional as F
+
+    if list(pads[:nd]) == list(pads[nd:]):
+        return x, pads
+    pad: list[int] = []
+    for i in reversed(range(nd)):  # F.pad lists the last dimension first
+        pad += [pads[i], pads[i + nd]]
+    return F.pad(x, pad, value=value), [0] * (2 * nd)
+
+
 def _conv(node, ins, opset):
     import torch.nn.functional as F
 
@@ -291,12 +305,7 @@ def _conv(node, ins, opset):
     pads = _attr(node, "pads", [0] * (2 * nd))
     if _attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise InputError(f"Conv {node.name}: auto_pad is not supported by --finetune")
-    if list(pads[:nd]) != list(pads[nd:]):
-        pad = []
-        for i in reversed(range(nd)):
-            pad += [pads[i], pads[i + nd]]
-        x = F.pad(x, pad)
-        pads = [0] * (2 * nd)
+    x, pads = _pad_asymmetric(x, pads, nd, 0.0)
     fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
     return fn(x, w, b, stride=strides, padding=list(pads[:nd]), dilation=dil, groups=group)
 
@@ -337,12 +346,7 @@ def _pool(kind):
         nd = len(k)
         pads = _attr(node, "pads", [0] * (2 * nd))
         strides = _attr(node, "strides", [1] * nd)
-        if list(pads[:nd]) != list(pads[nd:]):
-            pad = []
-            for i in reversed(range(nd)):
-                pad += [pads[i], pads[i + nd]]
-            x = F.pad(x, pad, value=float("-inf") if kind == "max" else 0.0)
-            pads = [0] * (2 * nd)
+        x, pads = _pad_asymmetric(x, pads, nd, float("-inf") if kind == "max" else 0.0)
         ceil = bool(_attr(node, "ceil_mode", 0))
         fn = {("max", 1): F.max_pool1d, ("max", 2): F.max_pool2d, ("avg", 1): F.avg_pool1d, ("avg", 2): F.avg_pool2d}[(kind, nd)]
         if kind == "max":
@@ -427,7 +431,9 @@ def _constant(node, ins, opset):
     return torch.from_numpy(np.array(arr, dtype=np.float32 if arr.dtype.kind == "f" else arr.dtype))
 
 
-def _build_ops() -> dict:
+@functools.lru_cache(maxsize=None)
+def _ops() -> dict:
+    """The ONNX operators the interpreter runs, by op type (built once, on first use)."""
     import torch
     import torch.nn.functional as F
 
@@ -464,20 +470,4 @@ def _build_ops() -> dict:
     }
 
 
-class _LazyOps(dict):
-    def _fill(self):
-        if not dict.__len__(self):
-            self.update(_build_ops())
-
-    def __contains__(self, k):
-        self._fill()
-        return dict.__contains__(self, k)
-
-    def __getitem__(self, k):
-        self._fill()
-        return dict.__getitem__(self, k)
-
-
-_OPS = _LazyOps()
-
-__all__ = ["QDQModule", "WEIGHTED"]
+__all__ = ["QDQModule"]

@@ -198,9 +198,11 @@ def decide(
     x: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     budget: Budget | None = None,
+    ref: np.ndarray | None = None,
 ) -> PolicyDecision:
     """Apply ``policy`` to the FP32 model; ``auto`` needs ``builder`` and selection inputs ``x``
-    (``labels`` optional) and meets ``budget`` (default :class:`Budget`)."""
+    (``labels`` optional; ``ref``: the FP32 outputs on ``x`` when already computed) and meets
+    ``budget`` (default :class:`Budget`)."""
     import onnx
 
     check_policy(policy)
@@ -215,7 +217,8 @@ def decide(
         if builder is None or x is None:
             raise InputError("policy 'auto' needs calibration data to measure block sensitivity")
         budget = (budget or Budget()).check()
-        decision = _auto(model, Path(model_path), builder, x, labels, budget, len(gates), macs)
+        ref = run_onnx(model_path, x) if ref is None else ref
+        decision = _auto(model, Path(model_path), builder, x, ref, labels, budget, len(gates), macs)
     decision.int8_mac_share = int8_mac_share(macs, decision.kept_nodes)
     return decision
 
@@ -267,8 +270,7 @@ def judge(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None, budget: B
 
     m = logit_metrics(ref, got, labels)
     n = len(ref)
-    agree = ref.argmax(1) == got.argmax(1)
-    m["agreement_upper"] = 100.0 * wilson_upper(int(agree.sum()), n, budget.confidence)
+    m["agreement_upper"] = 100.0 * wilson_upper(round(m["agreement"] * n / 100.0), n, budget.confidence)
     # a set that can resolve the budget holds the measured values to it; a smaller one only
     # counts a miss it can show to be significant
     resolves = n >= budget.samples_to_resolve(labels is not None)
@@ -295,6 +297,7 @@ def _auto(
     model_path: Path,
     builder: Builder,
     x: np.ndarray,
+    ref: np.ndarray,
     labels: np.ndarray | None,
     budget: Budget,
     gates_found: int,
@@ -304,19 +307,16 @@ def _auto(
     total = max(sum(macs.values()), 1)
     cost = [sum(macs.get(n, 0) for n in b.nodes) for b in blocks]
     allowance = (1.0 - budget.min_int8) * total
-    ref = run_onnx(model_path, x)
     steps: list[dict[str, Any]] = []
     sensitivity: list[dict[str, Any]] = []
     with owned_tempdir("edge-se-auto-") as tmp:
         out = Path(tmp) / "probe.onnx"
 
-        def measure(keep: list[int]) -> dict[str, Any]:
+        def step(keep: list[int]) -> dict[str, Any]:
+            """Build with ``keep`` float, judge it on every sample, record the step."""
             builder(model_path, out, [n for i in keep for n in blocks[i].nodes])
             got = run_onnx(out, x)
-            return {**judge(ref, got, labels, budget), "got": got}
-
-        def step(keep: list[int]) -> dict[str, Any]:
-            m = measure(keep)
+            m = {**judge(ref, got, labels, budget), "got": got}
             steps.append({"kept_count": len(keep), "kept": [blocks[i].name for i in keep], "met": m["met"],
                           "agreement": m["agreement"], "accuracy_drop": m.get("accuracy_drop"),
                           "sqnr_db": m["sqnr_db"], "int8_mac_share": round(1 - sum(cost[i] for i in keep) / total, 4)})
@@ -380,15 +380,12 @@ def _at_risk(ref: np.ndarray, got: np.ndarray, limit: int = AT_RISK_SAMPLES) -> 
     of the margin noise that model showed. Samples far outside every decision boundary cannot
     flip when a block goes back to float, so the probes skip them (their loss is counted as the
     fully quantized model's)."""
+    from edge_se.quantize.metrics import margin_noise
+
     if len(ref) <= limit:
         return np.arange(len(ref))
-    order = np.argsort(ref, axis=1)
-    i = np.arange(len(ref))
-    top, second = order[:, -1], order[:, -2]
-    margin = ref[i, top] - ref[i, second]
-    delta = (got[i, top] - got[i, second]) - margin
-    sigma = max(float(np.sqrt(np.mean(delta**2))), 1e-12)
-    z = margin / sigma
+    top, margin, sigma = margin_noise(ref, got)
+    z = margin / max(sigma, 1e-12)
     z[got.argmax(1) != top] = -np.inf  # the flipped samples first
     return np.sort(np.argsort(z, kind="stable")[:limit])
 

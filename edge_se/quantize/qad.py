@@ -57,11 +57,12 @@ def simulated(module: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:
 
 def finetune(int8_path: Path, fp32_path: Path, x: np.ndarray, out_path: Path, *, epochs: int = DEFAULT_EPOCHS,
              lr: float = DEFAULT_LR, learn_scales: bool = False, scale_lr: float = DEFAULT_SCALE_LR,
-             check_x: np.ndarray | None = None, seed: int = 0) -> dict[str, Any]:
+             check_x: np.ndarray | None = None, check_ref: np.ndarray | None = None, seed: int = 0) -> dict[str, Any]:
     """Distil ``int8_path`` towards ``fp32_path`` on the unlabeled inputs ``x``; write ``out_path``.
 
     The trained file is kept only when its deployed logit SQNR against FP32 on ``check_x`` (default:
-    ``x`` itself, unaugmented) is higher than the original's; otherwise, or when the loss stops
+    ``x`` itself, unaugmented; ``check_ref``: FP32's outputs on it, when already computed) is
+    higher than the original's; otherwise, or when the loss stops
     being finite, ``out_path`` is the original file and ``applied`` is False with the reason.
     """
     import shutil
@@ -109,7 +110,7 @@ def finetune(int8_path: Path, fp32_path: Path, x: np.ndarray, out_path: Path, *,
     onnx.save_model(student.write_back(), str(out_path))
     sim_after = sqnr_db(run_onnx(out_path, probe), simulated(QDQModule(onnx.load(str(out_path)), trainable=False), probe))
     cx = x if check_x is None else check_x
-    ref = run_onnx(fp32_path, cx)
+    ref = run_onnx(fp32_path, cx) if check_ref is None else check_ref
     before, after = sqnr_db(ref, run_onnx(int8_path, cx)), sqnr_db(ref, run_onnx(out_path, cx))
     reason = stopped or ("" if np.isfinite(after) and after > before else
                          f"the trained file's logit SQNR ({after:.1f} dB) is not above the original's ({before:.1f} dB)")

@@ -110,11 +110,12 @@ def _numerics_checks(
     return checks
 
 
-def _accuracy_check(artifact: str, path: Path, fp32: Path, x: np.ndarray, labels: np.ndarray | None, desc: str) -> dict:
-    """Task metrics against the FP32 ONNX on a labelled set (recorded; not enforced)."""
+def _accuracy_check(artifact: str, path: Path, ref: np.ndarray, x: np.ndarray, labels: np.ndarray | None,
+                    desc: str) -> dict:
+    """Task metrics against the FP32 ONNX outputs ``ref`` on a labelled set (recorded; not enforced)."""
     from edge_se.quantize.metrics import logit_metrics, run_onnx
 
-    m = logit_metrics(run_onnx(fp32, x), run_onnx(path, x), labels)
+    m = logit_metrics(ref, run_onnx(path, x), labels)
     return {"name": "accuracy", "artifact": artifact, "inputs": desc, "enforced": False, "passed": True,
             "reason": "", **m}
 
@@ -216,14 +217,12 @@ def _budget(policy: str, max_drop: float | None, min_agreement: float | None, mi
     """``auto``'s budget from the options given (``None``: the default); refused for other policies."""
     from edge_se.quantize import policies
 
-    given = {k: v for k, v in (("--max-drop", max_drop), ("--min-agreement", min_agreement), ("--min-int8", min_int8))
+    given = {k: float(v) for k, v in (("max_drop", max_drop), ("min_agreement", min_agreement), ("min_int8", min_int8))
              if v is not None}
     if given and policy != "auto":
-        raise InputError(f"{', '.join(given)} apply to --policy auto only, not {policy!r}; drop them or use --policy auto")
-    b = policies.Budget()
-    return policies.Budget(max_drop=b.max_drop if max_drop is None else float(max_drop),
-                           min_agreement=b.min_agreement if min_agreement is None else float(min_agreement),
-                           min_int8=b.min_int8 if min_int8 is None else float(min_int8)).check()
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise InputError(f"{flags} apply to --policy auto only, not {policy!r}; drop them or use --policy auto")
+    return policies.Budget(**given).check()
 
 
 def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str, percentile: float,
@@ -233,6 +232,7 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
     from edge_se.calibration.dataset import check_matches
     from edge_se.quantize import policies
     from edge_se.quantize import flavours
+    from edge_se.quantize.metrics import run_onnx
     from edge_se.quantize.ranges import collect_statistics, save_ranges
     from edge_se.quantize.trt_cache import CalibrationCache, write_cache
 
@@ -257,6 +257,7 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
         timings["calibrate"] = round(time.perf_counter() - t0, 3)
 
         eval_x, eval_y, eval_desc = _eval_data(calibration, evaluation)
+        eval_ref = run_onnx(prepared, eval_x)  # FP32 on the selection set, shared by every measurement
         if policy == "auto":
             _selection_notes(budget, eval_x, eval_y, evaluation is not None)
 
@@ -269,7 +270,8 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
         if method == "auto":
             with progress.stage("Choosing activation ranges for each INT8 file (minmax, mse, percentile)"):
                 for fl in flavours.FLAVOURS:
-                    chosen[fl] = flavours.choose_ranges(fl, stats, weights, prepared, eval_x, reduce_range=reduce_range)
+                    chosen[fl] = flavours.choose_ranges(fl, stats, weights, prepared, eval_x, reduce_range=reduce_range,
+                                                        ref=eval_ref)
                 progress.info("activation ranges: " + ", ".join(f"{fl} file {c[1]['chosen']}" for fl, c in chosen.items()))
         else:
             fixed = stats.ranges(method, percentile)
@@ -288,7 +290,7 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
             for artifact, builder in ((CPU_ARTIFACT, cpu_builder), (TRT_ARTIFACT, trt_builder)):
                 with progress.stage(f"Applying precision policy 'auto' for {artifact}"):
                     decisions[artifact] = policies.decide(policy, prepared, builder=builder, x=eval_x, labels=eval_y,
-                                                          budget=budget)
+                                                          budget=budget, ref=eval_ref)
                 _auto_notes(decisions[artifact], artifact)
         timings["policy"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
@@ -302,7 +304,7 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
         tuned: dict[str, dict[str, Any]] = {}
         if finetune:
             t0 = time.perf_counter()
-            tuned = _finetune(prepared, staging, calibration, eval_x, finetune_epochs)
+            tuned = _finetune(prepared, staging, calibration, eval_x, eval_ref, finetune_epochs)
             timings["finetune"] = round(time.perf_counter() - t0, 3)
 
         with progress.stage("Validating INT8 against the reference"):
@@ -312,7 +314,7 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
             checks = []
             for name in (CPU_ARTIFACT, TRT_ARTIFACT):
                 checks += _numerics_checks(name, staging / name, ref_fn, ref_desc, sets, "int8")
-                checks.append(_accuracy_check(name, staging / name, fp32, eval_x, eval_y, eval_desc))
+                checks.append(_accuracy_check(name, staging / name, eval_ref, eval_x, eval_y, eval_desc))
         _fail_if_any(checks)
         calib_record = {
             "method": method,
@@ -354,7 +356,7 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
     return bundle
 
 
-def _finetune(prepared: Path, staging: Path, calibration: Any, eval_x: np.ndarray,
+def _finetune(prepared: Path, staging: Path, calibration: Any, eval_x: np.ndarray, eval_ref: np.ndarray,
               epochs: int | None) -> dict[str, dict[str, Any]]:
     """Quantization-aware distillation of both Q/DQ files in ``staging``, in place; per file its
     report (the logit SQNR against FP32 on the evaluation inputs before and after; a file that
@@ -366,7 +368,8 @@ def _finetune(prepared: Path, staging: Path, calibration: Any, eval_x: np.ndarra
     for name in (CPU_ARTIFACT, TRT_ARTIFACT):
         path = staging / name
         tuned = staging / f"{name}.tuned"
-        info = qad.finetune(path, prepared, x, tuned, epochs=epochs or qad.DEFAULT_EPOCHS, check_x=eval_x)
+        info = qad.finetune(path, prepared, x, tuned, epochs=epochs or qad.DEFAULT_EPOCHS, check_x=eval_x,
+                            check_ref=eval_ref)
         tuned.replace(path)
         c = info["check_sqnr_db"]
         progress.info(f"fine-tuned {name}: logit SQNR {c['before']:.1f} -> {c['after']:.1f} dB on the selection set"
