@@ -97,8 +97,19 @@ class CalibrationSet:
             yield np.concatenate(pending)
 
     def array(self) -> np.ndarray:
-        """All samples as one array of :attr:`shape`."""
-        return np.concatenate([np.load(confined_path(self.root, s["path"], "shard")) for s in self.manifest["shards"]])
+        """All samples as one array of :attr:`shape`, filled shard by shard (memory: the set once)."""
+        out = np.empty(self.shape, dtype=self.dtype)
+        start = 0
+        for shard in self.manifest["shards"]:
+            arr = np.load(confined_path(self.root, shard["path"], "shard"), mmap_mode="r")
+            if start + len(arr) > len(out) or arr.shape[1:] != out.shape[1:]:
+                raise CalibrationError(f"shard {shard['path']} of {self.root} does not match the set's shape "
+                                       f"{list(self.shape)}; rebuild the set with 'edge-se calibrate --force'")
+            out[start : start + len(arr)] = arr
+            start += len(arr)
+        if start != len(out):
+            raise CalibrationError(f"{self.root} holds {start} samples, its manifest says {len(out)}; rebuild the set")
+        return out
 
     def __len__(self) -> int:
         return self.count

@@ -26,10 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def zoo_rows(pattern: str | None = None) -> list[dict]:
-    """One dict per matching zoo model: ModelInfo fields plus ``params`` (count)."""
-    from edge_se.models.registry import count_params, list_models, model_info
+    """One dict per matching zoo model: ModelInfo fields plus ``params`` (count), from the static
+    catalog (no torch import, no model built)."""
+    from edge_se.models.catalog import rows
 
-    return [{**model_info(n).to_dict(), "params": count_params(n)} for n in list_models(pattern)]
+    return rows(pattern)
 
 
 def run(args: argparse.Namespace) -> int:

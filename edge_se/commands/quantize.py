@@ -63,6 +63,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="int8: quantization-aware distillation of both Q/DQ files towards FP32 on the --calib images "
                    "(no labels needed; minutes on small nets)")
     p.add_argument("--finetune-epochs", type=int, default=None, help="int8 --finetune: epochs (default 8)")
+    p.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="int8: memory the run may use, e.g. 4G or 800M (default: half of what is available); "
+                   "calibration and evaluation batches are chosen to fit, and a limit too small for one sample "
+                   "is refused before anything runs")
     p.add_argument("--reduce-range", action="store_true",
                    help="CPU INT8 with 7-bit weights (for x86 CPUs without VNNI; costs accuracy)")
     p.add_argument("--trt-cache-version", default="8601",
@@ -97,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     bundle = Bundle.open(args.bundle)
     if args.precision == "fp16":
         _refuse(args, ["calib", "eval_set", "policy", "max_drop", "min_agreement", "min_int8", "method", "percentile",
-                       "reduce_range", "weight_rounding", "finetune", "finetune_epochs"], "fp16")
+                       "reduce_range", "weight_rounding", "finetune", "finetune_epochs", "max_memory"], "fp16")
         stage._fp32_onnx(bundle)
         stage.quantize_fp16(bundle, keep_io_types=not args.fp16_io, images=args.images,
                              reference=reference_options(args))
@@ -119,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
             kwargs["weight_rounding"] = args.weight_rounding
         if args.finetune_epochs is not None and (not args.finetune or not 1 <= args.finetune_epochs <= 1000):
             raise InputError("--finetune-epochs needs --finetune and a number of epochs between 1 and 1000")
+        if args.max_memory is not None:
+            from edge_se.quantize.memory import parse_size
+
+            kwargs["max_memory"] = parse_size(args.max_memory)
         # the budget is checked (exit 2) before any calibration set is built
         stage._budget(args.policy or stage.DEFAULT_POLICY, args.max_drop, args.min_agreement, args.min_int8)
         # a spec is built into a temporary folder removed afterwards; a set folder is read in place

@@ -129,16 +129,21 @@ def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Zoo names in natural order (resnet18 < resnet101); ``pattern`` is a shell wildcard
+def matching(names: Any, pattern: str | None = None) -> list[str]:
+    """``names`` in natural order (resnet18 < resnet101), filtered by ``pattern``: a shell wildcard
     (``se_*``) or, without wildcard characters, a substring."""
-    _ensure_zoo()
-    names = sorted(_REGISTRY, key=_natural_key)
+    names = sorted(names, key=_natural_key)
     if not pattern:
         return names
     if not any(ch in pattern for ch in "*?["):
         pattern = f"*{pattern}*"
     return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Zoo names in natural order, filtered by ``pattern`` as :func:`matching` does."""
+    _ensure_zoo()
+    return matching(_REGISTRY, pattern)
 
 
 def is_model(name: str) -> bool:

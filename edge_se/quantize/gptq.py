@@ -26,7 +26,6 @@ from edge_se.quantize.patterns import node_attr
 QMAX = 127
 DAMP = 0.01  # relative diagonal damping of H (GPTQ's default)
 BLOCK = 128  # columns per lazy-update block (GPTQ's default)
-CHUNK = 8  # samples per forward pass (se_resnet50 at 224: ~4.3 GB peak RSS at 8)
 
 
 @dataclass
@@ -40,8 +39,29 @@ class _Layer:
     dilations: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)
     trans_b: int = 0
+    y: str = ""
     h: np.ndarray | None = None   # [G, K, K] summed x x^T
     count: int = 0
+
+    def columns(self, shapes: dict[str, list[int | None]]) -> int:
+        """K: the layer's inputs per output (``C/G * kh * kw``), 0 when the input shape is unknown."""
+        shape = shapes.get(self.x) or [None, None]
+        c = shape[1] if len(shape) > 1 and shape[1] else 0
+        if self.op == "Gemm":
+            return int(np.prod([d or 0 for d in shape[1:]])) if len(shape) > 1 else 0
+        return (c // self.groups) * self.kernel[0] * self.kernel[1]
+
+    def moment_bytes(self, shapes: dict[str, list[int | None]]) -> int:
+        """Bytes of the float64 ``X^T X`` this layer accumulates (independent of the sample count)."""
+        k = self.columns(shapes)
+        return 8 * self.groups * k * k
+
+
+def patch_bytes(layer: _Layer, shapes: dict[str, list[int | None]]) -> int:
+    """float32 bytes of one sample's im2col rows for ``layer`` (0 when the output shape is unknown)."""
+    out = shapes.get(layer.y) or []
+    spatial = int(np.prod([d or 0 for d in out[2:]])) if layer.op == "Conv" and len(out) > 2 else 1
+    return 4 * spatial * layer.groups * layer.columns(shapes)
 
 
 def _layers(model) -> list[_Layer]:
@@ -59,11 +79,11 @@ def _layers(model) -> list[_Layer]:
             if len(w.dims) != 4 or node_attr(n, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
                 continue
             k = tuple(int(d) for d in w.dims[2:])
-            out.append(_Layer("Conv", w.name, n.input[0], groups=int(node_attr(n, "group", 1)), kernel=k,
+            out.append(_Layer("Conv", w.name, n.input[0], y=n.output[0], groups=int(node_attr(n, "group", 1)), kernel=k,
                               strides=tuple(node_attr(n, "strides", [1, 1])), dilations=tuple(node_attr(n, "dilations", [1, 1])),
                               pads=tuple(node_attr(n, "pads", [0, 0, 0, 0]))))
         elif node_attr(n, "transA", 0) == 0 and len(w.dims) == 2:
-            out.append(_Layer("Gemm", w.name, n.input[0], trans_b=int(node_attr(n, "transB", 0))))
+            out.append(_Layer("Gemm", w.name, n.input[0], y=n.output[0], trans_b=int(node_attr(n, "transB", 0))))
     return out
 
 
@@ -151,14 +171,15 @@ def gptq_weights(model_path: str | Path, batches: Iterable[np.ndarray], damp: fl
     import onnx
     from onnx import numpy_helper
 
+    from edge_se.quantize.memory import gptq_chunk
     from edge_se.quantize.ranges import tensor_values
 
     model = onnx.load(str(model_path))
     layers = _layers(model)
     if not layers:
         return {}
-    # every layer's input is held at once: CHUNK samples per run keeps that bounded
-    for _, values in tensor_values(model, [ly.x for ly in layers], batches, chunk=CHUNK):
+    # every layer's input is held at once: the memory plan's chunk per run keeps that bounded
+    for _, values in tensor_values(model, [ly.x for ly in layers], batches, chunk=gptq_chunk()):
         for ly in layers:
             _accumulate(ly, values[ly.x])
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}

@@ -81,9 +81,14 @@ def logit_metrics(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None = 
     return out
 
 
-def run_onnx(path_or_session: Any, x: np.ndarray, batch: int = 256, threads: int | None = None) -> np.ndarray:
-    """First output of an ONNX model on ORT CPU over ``x`` in batches (float32 result)."""
+def run_onnx(path_or_session: Any, x: np.ndarray, batch: int | None = None, threads: int | None = None) -> np.ndarray:
+    """First output of an ONNX model on ORT CPU over ``x`` in batches (float32 result); ``batch``
+    defaults to the active memory plan's evaluation batch (:func:`edge_se.quantize.memory.eval_batch`)."""
     import onnxruntime as ort
+
+    from edge_se.quantize.memory import eval_batch
+
+    batch = batch or eval_batch()
 
     sess = path_or_session
     if not isinstance(sess, ort.InferenceSession):

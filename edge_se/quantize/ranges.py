@@ -2,7 +2,9 @@
 
 :func:`collect_statistics` runs the FP32 ONNX model once over the calibration batches (ONNX
 Runtime, every float activation tensor added as an output) and keeps, per tensor, the exact
-min/max and a 2048-bin histogram of ``|x|``. :meth:`TensorStatistics.ranges` then turns those
+min/max and a histogram of ``|x|`` that does not depend on how the set was batched (bins of
+power-of-two width, merged exactly when the range grows; at least 2048 bins below the largest value).
+Memory is a fixed few KB per tensor whatever the number of images. :meth:`TensorStatistics.ranges` then turns those
 statistics into ``(lo, hi)`` ranges with one of the methods below, without running the model
 again; every INT8 flavour (TensorRT QDQ, CPU-fast, TensorRT calibration cache) is built from
 the same :class:`TensorRanges`.
@@ -12,7 +14,7 @@ Methods (thresholds on ``|x|``, applied symmetrically and clipped to the observe
 * ``minmax``: the observed min and max (no clipping).
 * ``percentile``: the ``percentile``-th percentile of ``|x|`` (default 99.99).
 * ``entropy``: TensorRT's entropy calibration: the threshold whose 128-level quantized
-  distribution has the least KL divergence from the 2048-bin reference.
+  distribution has the least KL divergence from the histogram below the largest value.
 * ``mse``: the threshold that minimises the expected squared error of symmetric INT8
   quantization (rounding error ``s^2/12`` inside the range, ``(|x| - t)^2`` clipping outside).
 """
@@ -31,17 +33,25 @@ from edge_se.errors import CalibrationError, InputError
 
 METHODS = ("minmax", "percentile", "entropy", "mse")
 DEFAULT_PERCENTILE = 99.99
-NUM_BINS = 2048
+NUM_BINS = 4096  # over [0, top): at least 2048 bins (TensorRT's histogram size) below the largest value
 _FLOAT_TYPES = (1,)  # onnx.TensorProto.FLOAT
 
 
 @dataclass
 class _Histogram:
-    """Running min/max and a histogram of |x| over [0, amax] (re-binned when amax grows)."""
+    """Running min/max and a histogram of ``|x|``, the same whatever the batching.
+
+    The bins cover ``[0, top)`` where ``top`` is the smallest power of two above every ``|x|`` seen
+    so far, in :data:`NUM_BINS` equal bins. Bin widths are powers of two, so a value's bin is computed
+    exactly, and when ``top`` grows the old bins merge into the new ones exactly (``2**j`` old bins per
+    new bin). The final histogram depends only on the values, never on how they were split into
+    batches or in which order they came; memory is :data:`NUM_BINS` counts per tensor.
+    """
 
     lo: float = float("inf")
     hi: float = float("-inf")
     amax: float = 0.0
+    top: float = 0.0  # 0 until a non-zero value was seen
     counts: np.ndarray = field(default_factory=lambda: np.zeros(NUM_BINS, dtype=np.float64))
 
     def add(self, x: np.ndarray) -> None:
@@ -52,20 +62,32 @@ class _Histogram:
         self.hi = max(self.hi, float(x.max()))
         a = np.abs(x).ravel()
         m = float(a.max())
-        if m > self.amax:
+        self.amax = max(self.amax, m)
+        if m >= self.top and m > 0.0:
             self._grow(m)
-        if self.amax == 0.0:
+        if self.top == 0.0:
             self.counts[0] += a.size
             return
-        idx = np.minimum((a * (NUM_BINS / self.amax)).astype(np.int64), NUM_BINS - 1)
-        self.counts += np.bincount(idx, minlength=NUM_BINS)
+        a *= np.float32(NUM_BINS / self.top)  # a power of two: exact
+        self.counts += np.bincount(a.astype(np.int64), minlength=NUM_BINS)
 
-    def _grow(self, new_amax: float) -> None:
-        if self.amax > 0.0 and self.counts.any():
-            centers = (np.arange(NUM_BINS) + 0.5) * (self.amax / NUM_BINS)
-            idx = np.minimum((centers * (NUM_BINS / new_amax)).astype(np.int64), NUM_BINS - 1)
-            self.counts = np.bincount(idx, weights=self.counts, minlength=NUM_BINS)
-        self.amax = new_amax
+    def _grow(self, m: float) -> None:
+        top = float(2.0 ** np.frexp(np.float32(m))[1])  # smallest power of two > m
+        if self.top > 0.0:
+            merge = int(round(top / self.top))  # 2**j old bins per new bin
+            merged = self.counts.reshape(-1, min(merge, NUM_BINS)).sum(axis=1)
+            self.counts = np.zeros(NUM_BINS, dtype=np.float64)
+            self.counts[: len(merged)] = merged
+        self.top = top
+
+    @property
+    def _width(self) -> float:
+        return self.top / NUM_BINS
+
+    @property
+    def _used(self) -> int:
+        """Bins up to the largest value (between NUM_BINS/2 and NUM_BINS)."""
+        return min(NUM_BINS, max(1, int(np.ceil(self.amax / self._width))))
 
     # -- thresholds on |x| -------------------------------------------------------------
     def percentile_threshold(self, percentile: float) -> float:
@@ -74,14 +96,20 @@ class _Histogram:
             return self.amax
         cdf = np.cumsum(self.counts) / total
         i = int(np.searchsorted(cdf, percentile / 100.0))
-        return min(self.amax, (i + 1) * self.amax / NUM_BINS)
+        return min(self.amax, (i + 1) * self._width)
 
-    def entropy_threshold(self, levels: int = 128, stride: int = 8) -> float:
-        counts = self.counts
-        if counts.sum() == 0 or self.amax == 0.0:
+    def entropy_threshold(self, levels: int = 128, candidates: int = 240) -> float:
+        """TensorRT's entropy calibration on the bins up to the largest value: the threshold whose
+        ``levels``-level quantized distribution has the least KL divergence from the reference."""
+        if self.counts.sum() == 0 or self.amax == 0.0:
             return self.amax
-        best_i, best_kl = NUM_BINS, np.inf
-        for i in list(range(levels, NUM_BINS, stride)) + [NUM_BINS]:
+        n = self._used
+        counts = self.counts[:n]
+        if n <= levels:
+            return self.amax
+        stride = max(1, (n - levels) // candidates)
+        best_i, best_kl = n, np.inf
+        for i in list(range(levels, n, stride)) + [n]:
             p = counts[:i].copy()
             p[i - 1] += counts[i:].sum()
             nz = p > 0
@@ -98,14 +126,14 @@ class _Histogram:
             kl = float(np.sum(pn * np.log(pn / qn)))
             if kl < best_kl:
                 best_kl, best_i = kl, i
-        return best_i * self.amax / NUM_BINS
+        return min(self.amax, best_i * self._width)
 
     def mse_threshold(self, qmax: int = 127, candidates: int = 256) -> float:
-        counts = self.counts
-        if counts.sum() == 0 or self.amax == 0.0:
+        if self.counts.sum() == 0 or self.amax == 0.0:
             return self.amax
-        width = self.amax / NUM_BINS
-        centers = (np.arange(NUM_BINS) + 0.5) * width
+        n = self._used
+        counts = self.counts[:n]
+        centers = (np.arange(n) + 0.5) * self._width
         ts = np.linspace(self.amax / candidates, self.amax, candidates)
         s = ts / qmax
         inside = centers[None, :] <= ts[:, None]

@@ -39,7 +39,6 @@ TRT_ARTIFACT = TRT_QDQ_ARTIFACT
 CPU_ARTIFACT = "model.int8.cpu.onnx"
 CACHE_ARTIFACT = "model.int8.calib.cache"
 RANGES_FILE = "model.int8.ranges.json"
-CALIB_BATCH = 32
 N_NUMERICS = 64  # calibration-distribution samples used for the INT8 numerics check
 
 
@@ -79,7 +78,9 @@ def _reference(bundle: Bundle, fp32: Path, options: Any = None) -> tuple[Callabl
         run = torch_runner(reference_module(bundle, options))
 
         def torch_fn(x: np.ndarray) -> np.ndarray:
-            return run_batched(run, x, 256)[0]
+            from edge_se.quantize.memory import eval_batch
+
+            return run_batched(run, x, eval_batch())[0]
 
         return torch_fn, f"PyTorch ({model.get('spec')})"
     except Exception as e:  # noqa: BLE001 - any failure to rebuild falls back, and says why
@@ -195,6 +196,7 @@ def quantize_int8(
     reference: Any = None,
     finetune: bool = False,
     finetune_epochs: int | None = None,
+    max_memory: int | None = None,
 ) -> Bundle:
     """Add the two INT8 flavours and the TensorRT cache to ``bundle`` from one calibration run.
 
@@ -205,12 +207,16 @@ def quantize_int8(
     :class:`~edge_se.quantize.policies.Budget`. ``weight_rounding``: ``gptq`` (error-compensating,
     from the calibration set; default) or ``nearest``. ``finetune``: quantization-aware distillation
     of both Q/DQ files towards FP32 on the calibration images (:mod:`edge_se.quantize.qad`).
+    ``max_memory`` (bytes; default half of the memory available) bounds the run: batch sizes are
+    chosen to fit (:mod:`edge_se.quantize.memory`), and a limit one sample does not fit in raises
+    :class:`~edge_se.quantize.memory.MemoryLimitError` (exit 2) before anything runs.
     """
     with bundle.writing():
         return _quantize_int8(bundle, calibration, policy=policy, method=method, percentile=percentile,
                               budget=_budget(policy, max_drop, min_agreement, min_int8), evaluation=evaluation,
                               reduce_range=reduce_range, trt_version=trt_version, weight_rounding=weight_rounding,
-                              reference=reference, finetune=finetune, finetune_epochs=finetune_epochs)
+                              reference=reference, finetune=finetune, finetune_epochs=finetune_epochs,
+                              max_memory=max_memory)
 
 
 def _budget(policy: str, max_drop: float | None, min_agreement: float | None, min_int8: float | None) -> Any:
@@ -228,13 +234,10 @@ def _budget(policy: str, max_drop: float | None, min_agreement: float | None, mi
 def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str, percentile: float,
                    budget: Any, evaluation: Any, reduce_range: bool, trt_version: str,
                    weight_rounding: str, reference: Any, finetune: bool = False,
-                   finetune_epochs: int | None = None) -> Bundle:
+                   finetune_epochs: int | None = None, max_memory: int | None = None) -> Bundle:
     from edge_se.calibration.dataset import check_matches
     from edge_se.quantize import policies
-    from edge_se.quantize import flavours
-    from edge_se.quantize.metrics import run_onnx
-    from edge_se.quantize.ranges import collect_statistics, save_ranges
-    from edge_se.quantize.trt_cache import CalibrationCache, write_cache
+    from edge_se.quantize import flavours, memory
 
     flavours.check_weight_rounding(weight_rounding)
     if method not in RANGE_METHODS:
@@ -247,113 +250,135 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
     if evaluation is not None:
         check_matches(evaluation, shape, pre)
     timings: dict[str, float] = {}
+    mem = memory.plan(fp32, eval_samples=(evaluation or calibration).count, limit=max_memory,
+                      gptq=weight_rounding == "gptq")
+    progress.info(mem.describe())
     sweep_temp()
     staging = owned_mkdtemp(".quantize-", bundle.root)
     try:
-        prepared = named_copy(fp32, staging / "prepared.onnx")
-        t0 = time.perf_counter()
-        with progress.stage(f"Calibrating on {calibration.count} samples ({method})"):
-            stats = collect_statistics(prepared, calibration.batches(CALIB_BATCH))
-        timings["calibrate"] = round(time.perf_counter() - t0, 3)
-
-        eval_x, eval_y, eval_desc = _eval_data(calibration, evaluation)
-        eval_ref = run_onnx(prepared, eval_x)  # FP32 on the selection set, shared by every measurement
-        if policy == "auto":
-            _selection_notes(budget, eval_x, eval_y, evaluation is not None)
-
-        t0 = time.perf_counter()
-        with progress.stage(f"Rounding weights ({weight_rounding})"):
-            weights = flavours.rounded_weights(weight_rounding, prepared, calibration.batches(CALIB_BATCH))
-        timings["round_weights"] = round(time.perf_counter() - t0, 3)
-        t0 = time.perf_counter()
-        chosen: dict[str, Any] = {}
-        if method == "auto":
-            with progress.stage("Choosing activation ranges for each INT8 file (minmax, mse, percentile)"):
-                for fl in flavours.FLAVOURS:
-                    chosen[fl] = flavours.choose_ranges(fl, stats, weights, prepared, eval_x, reduce_range=reduce_range,
-                                                        ref=eval_ref)
-                progress.info("activation ranges: " + ", ".join(f"{fl} file {c[1]['chosen']}" for fl, c in chosen.items()))
-        else:
-            fixed = stats.ranges(method, percentile)
-            chosen = {fl: (fixed, None) for fl in flavours.FLAVOURS}
-        timings["choose_ranges"] = round(time.perf_counter() - t0, 3)
-        ranges = chosen["trt"][0]  # the TensorRT cache and ranges.json follow the TensorRT file
-        cpu_builder = flavours.builder("cpu", chosen["cpu"][0], weights, reduce_range=reduce_range)
-        trt_builder = flavours.builder("trt", ranges, weights)
-
-        t0 = time.perf_counter()
-        if policy != "auto":  # all / keep-gates: decided on the graph alone, the same for both files
-            decision = policies.decide(policy, prepared)
-            decisions = {CPU_ARTIFACT: decision, TRT_ARTIFACT: decision}
-        else:  # auto measures each file on its own model: they quantize different tensors
-            decisions = {}
-            for artifact, builder in ((CPU_ARTIFACT, cpu_builder), (TRT_ARTIFACT, trt_builder)):
-                with progress.stage(f"Applying precision policy 'auto' for {artifact}"):
-                    decisions[artifact] = policies.decide(policy, prepared, builder=builder, x=eval_x, labels=eval_y,
-                                                          budget=budget, ref=eval_ref)
-                _auto_notes(decisions[artifact], artifact)
-        timings["policy"] = round(time.perf_counter() - t0, 3)
-        t0 = time.perf_counter()
-        with progress.stage("Writing the TensorRT QDQ and CPU INT8 models"):
-            trt_info = trt_builder(prepared, staging / TRT_ARTIFACT, decisions[TRT_ARTIFACT].kept_nodes)
-            cpu_info = cpu_builder(prepared, staging / CPU_ARTIFACT, decisions[CPU_ARTIFACT].kept_nodes)
-            cache = CalibrationCache.from_ranges(ranges, version=trt_version)
-            write_cache(staging / CACHE_ARTIFACT, cache)
-            save_ranges(ranges, staging / RANGES_FILE)
-        timings["quantize"] = round(time.perf_counter() - t0, 3)
-        tuned: dict[str, dict[str, Any]] = {}
-        if finetune:
-            t0 = time.perf_counter()
-            tuned = _finetune(prepared, staging, calibration, eval_x, eval_ref, finetune_epochs)
-            timings["finetune"] = round(time.perf_counter() - t0, 3)
-
-        with progress.stage("Validating INT8 against the reference"):
-            ref_fn, ref_desc = _reference(bundle, fp32, reference)
-            n = min(N_NUMERICS, len(eval_x))
-            sets = {"eval": (eval_x[:n], f"first {n} of {eval_desc}")}
-            checks = []
-            for name in (CPU_ARTIFACT, TRT_ARTIFACT):
-                checks += _numerics_checks(name, staging / name, ref_fn, ref_desc, sets, "int8")
-                checks.append(_accuracy_check(name, staging / name, eval_ref, eval_x, eval_y, eval_desc))
-        _fail_if_any(checks)
-        calib_record = {
-            "method": method,
-            "params": ranges.params,
-            "set_sha256": calibration.sha256,
-            "count": calibration.count,
-            "set": str(calibration.root),  # a temporary folder when `edge-se quantize` built it from a spec
-            "spec": {k: (calibration.manifest.get("spec") or {}).get(k) for k in ("path", "sha256")},
-            "tensors": len(ranges.ranges),
-        }
-        def file_calibration(fl: str) -> dict[str, Any]:
-            r, report = chosen[fl]
-            label = report["chosen"] if report else method
-            return {**calib_record, "method": label, "params": r.params, "tensors": len(r.ranges),
-                    **({"method_choice": report} if report else {})}
-
-        common = dict(stage="quantize", format="onnx", precision="int8", policy=policy,
-                      weights={"rounding": weight_rounding, "layers_rounded": len(weights or {}),
-                               "grid": "int8 symmetric per output channel, scale = max|w| / 127"},
-                      source="model.onnx", **_io(bundle))
-        with bundle.publishing(staging, [TRT_ARTIFACT, CPU_ARTIFACT, CACHE_ARTIFACT, RANGES_FILE]):
-            extra = {name: ({"finetune": tuned[name]} if name in tuned else {}) for name in (TRT_ARTIFACT, CPU_ARTIFACT)}
-            bundle.add_artifact(TRT_ARTIFACT, backend="tensorrt", qdq=trt_info, **extra[TRT_ARTIFACT],
-                                calibration=file_calibration("trt"),
-                                kept_in_float=decisions[TRT_ARTIFACT].to_dict(),
-                                int8={"activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel"},
-                                **common)
-            bundle.add_artifact(CPU_ARTIFACT, backend="onnxruntime", int8=cpu_info, **extra[CPU_ARTIFACT],
-                                calibration=file_calibration("cpu"),
-                                kept_in_float=decisions[CPU_ARTIFACT].to_dict(), **common)
-            bundle.add_artifact(CACHE_ARTIFACT, stage="quantize", format=TENSORRT_CALIBRATION_CACHE, precision="int8",
-                                backend="tensorrt", extra_files=[RANGES_FILE], policy=None, header=cache.header,
-                                tensors=len(cache.scales), for_onnx="model.onnx", calibration=file_calibration("trt"))
-            bundle.manifest.setdefault("timings", {}).update({f"quantize_{k}": v for k, v in timings.items()})
-            for c in checks:
-                bundle.record_check(c)
+        with memory.planned(mem):
+            _quantize_int8_staged(bundle, calibration, staging, fp32, mem, timings, policy=policy, method=method,
+                                  percentile=percentile, budget=budget, evaluation=evaluation,
+                                  reduce_range=reduce_range, trt_version=trt_version, weight_rounding=weight_rounding,
+                                  reference=reference, finetune=finetune, finetune_epochs=finetune_epochs)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return bundle
+
+
+def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32: Path, mem: Any,
+                          timings: dict[str, float], *, policy: str, method: str, percentile: float, budget: Any,
+                          evaluation: Any, reduce_range: bool, trt_version: str, weight_rounding: str, reference: Any,
+                          finetune: bool, finetune_epochs: int | None) -> None:
+    """The INT8 run inside ``staging`` under the memory plan ``mem``; publishes into ``bundle``."""
+    from edge_se.quantize import flavours
+    from edge_se.quantize import policies
+    from edge_se.quantize.metrics import run_onnx
+    from edge_se.quantize.ranges import collect_statistics, save_ranges
+    from edge_se.quantize.trt_cache import CalibrationCache, write_cache
+
+    prepared = named_copy(fp32, staging / "prepared.onnx")
+    t0 = time.perf_counter()
+    with progress.stage(f"Calibrating on {calibration.count} samples ({method})"):
+        stats = collect_statistics(prepared, calibration.batches(mem.calib_batch))
+    timings["calibrate"] = round(time.perf_counter() - t0, 3)
+
+    eval_x, eval_y, eval_desc = _eval_data(calibration, evaluation)
+    eval_ref = run_onnx(prepared, eval_x)  # FP32 on the selection set, shared by every measurement
+    if policy == "auto":
+        _selection_notes(budget, eval_x, eval_y, evaluation is not None)
+
+    t0 = time.perf_counter()
+    with progress.stage(f"Rounding weights ({weight_rounding})"):
+        weights = flavours.rounded_weights(weight_rounding, prepared, calibration.batches(mem.calib_batch))
+    timings["round_weights"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    chosen: dict[str, Any] = {}
+    if method == "auto":
+        with progress.stage("Choosing activation ranges for each INT8 file (minmax, mse, percentile)"):
+            for fl in flavours.FLAVOURS:
+                chosen[fl] = flavours.choose_ranges(fl, stats, weights, prepared, eval_x, reduce_range=reduce_range,
+                                                    ref=eval_ref)
+            progress.info("activation ranges: " + ", ".join(f"{fl} file {c[1]['chosen']}" for fl, c in chosen.items()))
+    else:
+        fixed = stats.ranges(method, percentile)
+        chosen = {fl: (fixed, None) for fl in flavours.FLAVOURS}
+    timings["choose_ranges"] = round(time.perf_counter() - t0, 3)
+    ranges = chosen["trt"][0]  # the TensorRT cache and ranges.json follow the TensorRT file
+    cpu_builder = flavours.builder("cpu", chosen["cpu"][0], weights, reduce_range=reduce_range)
+    trt_builder = flavours.builder("trt", ranges, weights)
+
+    t0 = time.perf_counter()
+    if policy != "auto":  # all / keep-gates: decided on the graph alone, the same for both files
+        decision = policies.decide(policy, prepared)
+        decisions = {CPU_ARTIFACT: decision, TRT_ARTIFACT: decision}
+    else:  # auto measures each file on its own model: they quantize different tensors
+        decisions = {}
+        for artifact, builder in ((CPU_ARTIFACT, cpu_builder), (TRT_ARTIFACT, trt_builder)):
+            with progress.stage(f"Applying precision policy 'auto' for {artifact}"):
+                decisions[artifact] = policies.decide(policy, prepared, builder=builder, x=eval_x, labels=eval_y,
+                                                      budget=budget, ref=eval_ref)
+            _auto_notes(decisions[artifact], artifact)
+    timings["policy"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    with progress.stage("Writing the TensorRT QDQ and CPU INT8 models"):
+        trt_info = trt_builder(prepared, staging / TRT_ARTIFACT, decisions[TRT_ARTIFACT].kept_nodes)
+        cpu_info = cpu_builder(prepared, staging / CPU_ARTIFACT, decisions[CPU_ARTIFACT].kept_nodes)
+        cache = CalibrationCache.from_ranges(ranges, version=trt_version)
+        write_cache(staging / CACHE_ARTIFACT, cache)
+        save_ranges(ranges, staging / RANGES_FILE)
+    timings["quantize"] = round(time.perf_counter() - t0, 3)
+    tuned: dict[str, dict[str, Any]] = {}
+    if finetune:
+        t0 = time.perf_counter()
+        tuned = _finetune(prepared, staging, calibration, eval_x, eval_ref, finetune_epochs)
+        timings["finetune"] = round(time.perf_counter() - t0, 3)
+
+    with progress.stage("Validating INT8 against the reference"):
+        ref_fn, ref_desc = _reference(bundle, fp32, reference)
+        n = min(N_NUMERICS, len(eval_x))
+        sets = {"eval": (eval_x[:n], f"first {n} of {eval_desc}")}
+        checks = []
+        for name in (CPU_ARTIFACT, TRT_ARTIFACT):
+            checks += _numerics_checks(name, staging / name, ref_fn, ref_desc, sets, "int8")
+            checks.append(_accuracy_check(name, staging / name, eval_ref, eval_x, eval_y, eval_desc))
+    _fail_if_any(checks)
+    calib_record = {
+        "method": method,
+        "params": ranges.params,
+        "set_sha256": calibration.sha256,
+        "count": calibration.count,
+        "set": str(calibration.root),  # a temporary folder when `edge-se quantize` built it from a spec
+        "spec": {k: (calibration.manifest.get("spec") or {}).get(k) for k in ("path", "sha256")},
+        "tensors": len(ranges.ranges),
+        "memory": mem.to_dict(),
+    }
+    def file_calibration(fl: str) -> dict[str, Any]:
+        r, report = chosen[fl]
+        label = report["chosen"] if report else method
+        return {**calib_record, "method": label, "params": r.params, "tensors": len(r.ranges),
+                **({"method_choice": report} if report else {})}
+
+    common = dict(stage="quantize", format="onnx", precision="int8", policy=policy,
+                  weights={"rounding": weight_rounding, "layers_rounded": len(weights or {}),
+                           "grid": "int8 symmetric per output channel, scale = max|w| / 127"},
+                  source="model.onnx", **_io(bundle))
+    with bundle.publishing(staging, [TRT_ARTIFACT, CPU_ARTIFACT, CACHE_ARTIFACT, RANGES_FILE]):
+        extra = {name: ({"finetune": tuned[name]} if name in tuned else {}) for name in (TRT_ARTIFACT, CPU_ARTIFACT)}
+        bundle.add_artifact(TRT_ARTIFACT, backend="tensorrt", qdq=trt_info, **extra[TRT_ARTIFACT],
+                            calibration=file_calibration("trt"),
+                            kept_in_float=decisions[TRT_ARTIFACT].to_dict(),
+                            int8={"activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel"},
+                            **common)
+        bundle.add_artifact(CPU_ARTIFACT, backend="onnxruntime", int8=cpu_info, **extra[CPU_ARTIFACT],
+                            calibration=file_calibration("cpu"),
+                            kept_in_float=decisions[CPU_ARTIFACT].to_dict(), **common)
+        bundle.add_artifact(CACHE_ARTIFACT, stage="quantize", format=TENSORRT_CALIBRATION_CACHE, precision="int8",
+                            backend="tensorrt", extra_files=[RANGES_FILE], policy=None, header=cache.header,
+                            tensors=len(cache.scales), for_onnx="model.onnx", calibration=file_calibration("trt"))
+        bundle.manifest.setdefault("timings", {}).update({f"quantize_{k}": v for k, v in timings.items()})
+        for c in checks:
+            bundle.record_check(c)
 
 
 def _finetune(prepared: Path, staging: Path, calibration: Any, eval_x: np.ndarray, eval_ref: np.ndarray,

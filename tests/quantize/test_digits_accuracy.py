@@ -20,7 +20,7 @@ import pytest
 from edge_se.quantize import flavours, policies
 from edge_se.quantize.metrics import logit_metrics, run_onnx
 from edge_se.quantize.ranges import collect_statistics
-from edge_se.quantize.stage import CALIB_BATCH, DEFAULT_METHOD, DEFAULT_POLICY, named_copy
+from edge_se.quantize.stage import DEFAULT_METHOD, DEFAULT_POLICY, named_copy
 
 pytestmark = pytest.mark.slow
 AGREEMENT = 99.5
@@ -41,8 +41,8 @@ def test_default_policy_is_int8_and_faithful_on_digits_hard(attn, trained_bundle
     from edge_se.data.digits import digits_hard
 
     fp32 = named_copy(trained_bundle(attn).verify("model.onnx"), tmp_path / "fp32.onnx")
-    stats = collect_statistics(fp32, deploy_calib.batches(CALIB_BATCH))
-    weights = flavours.rounded_weights(flavours.DEFAULT_WEIGHT_ROUNDING, fp32, deploy_calib.batches(CALIB_BATCH))
+    stats = collect_statistics(fp32, deploy_calib.batches(32))
+    weights = flavours.rounded_weights(flavours.DEFAULT_WEIGHT_ROUNDING, fp32, deploy_calib.batches(32))
     x, y = digits_hard(seed=0)
     ref = run_onnx(fp32, x)
     failures = []
@@ -72,7 +72,7 @@ def test_gptq_rounding_beats_round_to_nearest_on_trained_weights(attn, trained_b
     x, _ = digits_hard(seed=0)
     x = x[::4]
     ref = run_onnx(fp32, x)
-    gptq = flavours.rounded_weights("gptq", fp32, deploy_calib.batches(CALIB_BATCH))
+    gptq = flavours.rounded_weights("gptq", fp32, deploy_calib.batches(32))
     out = {}
     for name, w in (("gptq", gptq), ("nearest", _round_to_nearest(fp32, gptq))):
         with_weights(fp32, tmp_path / f"{name}.onnx", w)

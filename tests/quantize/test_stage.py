@@ -166,6 +166,8 @@ def test_calibration_set_with_other_preprocessing_is_refused(export_cached, copy
         (["--precision", "int8", "--calib", str(DIGITS_SPEC), "--policy", "all", "--min-int8", "0.9"], "auto only"),
         (["--precision", "int8", "--calib", str(DIGITS_SPEC), "--min-int8", "1.5"], "--min-int8 must be a number"),
         (["--precision", "int8", "--calib", str(DIGITS_SPEC), "--min-agreement", "nan"], "--min-agreement must be"),
+        (["--precision", "int8", "--calib", str(DIGITS_SPEC), "--max-memory", "lots"], "--max-memory 'lots' is not a size"),
+        (["--precision", "fp16", "--max-memory", "4G"], "--max-memory only apply to --precision int8"),
     ],
 )
 def test_inconsistent_options_are_refused(export_cached, copy_bundle, capsys, argv, message):
