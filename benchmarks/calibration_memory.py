@@ -110,18 +110,23 @@ def main(argv: list[str] | None = None) -> int:
                 rec = json.loads((run_dir / "manifest.json").read_text())["artifacts"]["model.int8.calib.cache"]
                 r["batch"] = rec["calibration"]["memory"]["batch"]
                 r["limit"] = rec["calibration"]["memory"]["limit"]
+                r["predicted_peak_mb"] = round(rec["calibration"]["memory"]["predicted_peak_bytes"] / 2**20)
             r["cpu"] = cpu_model()
             with open(results_file, "a") as fh:
                 fh.write(json.dumps(r) + "\n")
             done[(policy, n)] = r
             shutil.rmtree(run_dir, ignore_errors=True)
     print(f"\n{args.model} 1x3x224x224, {cpu_model()}, {os.cpu_count()} cores")
-    print(f"{'policy':<11} {'images':>6} {'peak RSS':>9} {'wall':>8} {'CPU':>8}  batches (calibrate/evaluate/gptq)")
+    print(f"{'policy':<11} {'images':>6} {'peak RSS':>9} {'predicted':>9} {'wall':>8} {'CPU':>8}  "
+          "batches (calibrate/evaluate/gptq)")
     for policy in args.policies:
         for n in args.counts:
+            if (policy, n) not in done:
+                continue
             r = done[(policy, n)]
             b = r.get("batch") or {}
-            print(f"{policy:<11} {n:>6} {r['peak_rss_mb'] / 1024:>7.2f} GB {r['wall_s']:>7.0f}s {r['cpu_s']:>7.0f}s  "
+            pred = f"{r['predicted_peak_mb'] / 1024:.2f} GB" if "predicted_peak_mb" in r else "-"
+            print(f"{policy:<11} {n:>6} {r['peak_rss_mb'] / 1024:>7.2f} GB {pred:>9} {r['wall_s']:>7.0f}s {r['cpu_s']:>7.0f}s  "
                   f"{b.get('calibrate', '-')}/{b.get('evaluate', '-')}/{b.get('gptq', '-')}"
                   + ("" if r["rc"] == 0 else f"  (exit {r['rc']}, see run-{policy}-{n}.log)"))
     if args.check_batching:

@@ -65,10 +65,17 @@ class MemoryPlan:
         """One line for the progress output."""
         return (f"memory limit {fmt_bytes(self.limit)} ({self.limit_source}): calibrating {self.calib_batch} "
                 f"sample(s) at a time (~{fmt_bytes(self.calib_per_sample)} each), evaluating {self.eval_batch} at a "
-                f"time, GPTQ {self.gptq_chunk} at a time; {fmt_bytes(self.resident)} stays resident")
+                f"time, GPTQ {self.gptq_chunk} at a time; expected peak {fmt_bytes(self.predicted_peak)}")
+
+    @property
+    def predicted_peak(self) -> int:
+        """The estimate of the run's peak: what stays resident plus the largest planned batch."""
+        return self.resident + max(self.calib_batch * self.calib_per_sample, self.eval_batch * self.eval_per_sample,
+                                   self.gptq_chunk * self.gptq_per_sample)
 
     def to_dict(self) -> dict[str, Any]:
         return {"limit_bytes": self.limit, "limit": self.limit_source, "resident_bytes": self.resident,
+                "predicted_peak_bytes": self.predicted_peak,
                 "per_sample_bytes": {"calibrate": self.calib_per_sample, "evaluate": self.eval_per_sample,
                                      "gptq": self.gptq_per_sample},
                 "batch": {"calibrate": self.calib_batch, "evaluate": self.eval_batch, "gptq": self.gptq_chunk}}

@@ -266,11 +266,11 @@ def judge(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None, budget: B
     """Metrics of ``got`` against ``ref`` and the budget verdict (``met``: no significant miss)."""
     from statistics import NormalDist
 
-    from edge_se.quantize.metrics import wilson_upper
+    from edge_se.quantize.metrics import binomial_upper
 
     m = logit_metrics(ref, got, labels)
     n = len(ref)
-    m["agreement_upper"] = 100.0 * wilson_upper(round(m["agreement"] * n / 100.0), n, budget.confidence)
+    m["agreement_upper"] = 100.0 * binomial_upper(round(m["agreement"] * n / 100.0), n, budget.confidence)
     # a set that can resolve the budget holds the measured values to it; a smaller one only
     # counts a miss it can show to be significant
     resolves = n >= budget.samples_to_resolve(labels is not None)

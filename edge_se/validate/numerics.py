@@ -6,7 +6,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from edge_se.quantize.metrics import sqnr_db, wilson_upper
+from edge_se.quantize.metrics import sqnr_db, binomial_upper
 from edge_se.validate.tolerances import Tolerance, tolerance_for
 
 
@@ -63,7 +63,7 @@ def compare_output(name: str, ref: np.ndarray, got: np.ndarray, tol: Tolerance) 
         result.update(top1)
         agree = top1["top1_agreement"]
         if agree is not None and tol.top1_confidence is not None:
-            upper = wilson_upper(round(agree * top1["decisive"]), top1["decisive"], tol.top1_confidence)
+            upper = binomial_upper(round(agree * top1["decisive"]), top1["decisive"], tol.top1_confidence)
             result["top1_agreement_upper"] = upper
             if upper < tol.min_top1:
                 failures.append(

@@ -15,9 +15,10 @@ The rule, applied to every output tensor of a model against the PyTorch FP32 ref
   reference's top-1 minus top-2 margin exceeds ``decisive_margin`` x the sample's logit standard
   deviation: a near-tie in the reference says nothing about the exported model. With no decisive
   sample the check is reported as not applicable. With ``top1_confidence`` set (INT8), the rule
-  fails only when the agreement is *significantly* below ``min_top1``: when the one-sided upper
-  Wilson bound of the counted agreement at that confidence is below it. On 64 samples one flip
-  (98.4 %) is not evidence of an agreement under 99 %; on 9,000 samples 98.9 % is.
+  fails only when the agreement is *significantly* below ``min_top1``: when the exact one-sided
+  upper (Clopper-Pearson) bound of the counted agreement at that confidence is below it. On 64
+  samples one flip (98.4 %) is not evidence of an agreement under 99 %, nor is one in 15; on 9,000
+  samples 98.9 % is.
 
 A check passes when every enforced rule passes for every output. Max relative error
 (``|got-ref| / max(|ref|, 1e-6)``) is reported but never enforced: it explodes near zero.

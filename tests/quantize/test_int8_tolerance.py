@@ -75,3 +75,37 @@ def test_validate_judges_a_quantized_bundle_on_in_distribution_inputs(se_int8_bu
     assert noise and all(c["enforced"] is False and c["passed"] for c in noise)
     assert real and all(c["passed"] and c.get("enforced", True) for c in real)
     assert all(o["sqnr_db"] >= 15.0 for c in real for o in c["outputs"])
+
+
+def test_one_flip_in_15_decisive_samples_is_no_evidence_either():
+    """Wilson's bound (0.985) called 14/15 significant; the exact bound (0.9966) does not."""
+    ref = _logits(15)
+    top, second = np.argsort(ref[0])[[-1, -2]]
+    ref[0, second] = ref[0, top] - 0.6 * ref[0].std()  # decisive (margin > 0.25 std), cheap to flip
+    got = ref.copy()
+    got[0, top], got[0, second] = ref[0, second], ref[0, top]  # its top-1 swapped: 14/15 agree
+    r = compare_outputs([ref], [got], "int8", names=["logits"])
+    assert r["outputs"][0]["top1_agreement"] == 14 / 15
+    assert r["outputs"][0]["top1_agreement_upper"] > 0.99 and r["passed"], r["reason"]
+
+
+def test_the_agreement_bound_is_the_exact_clopper_pearson_bound():
+    import math
+
+    from edge_se.quantize.metrics import binomial_upper
+
+    # closed forms: with all n or none of n trials failing, P(X <= k) = alpha has an exact solution
+    assert binomial_upper(14, 15, 0.95) == _close(0.95 ** (1 / 15))
+    assert binomial_upper(0, 10, 0.95) == _close(1 - 0.05 ** (1 / 10))
+    assert binomial_upper(10, 10, 0.95) == 1.0
+    # k = n - 1: P(X <= n-1) = 1 - p^n; k = 1 of 3: (1-p)^3 + 3p(1-p)^2 = alpha at the bound
+    p = binomial_upper(1, 3, 0.9)
+    assert math.isclose((1 - p) ** 3 + 3 * p * (1 - p) ** 2, 0.1, rel_tol=1e-9)
+    bounds = [binomial_upper(k, 9000, 0.95) for k in (8900, 8950, 8990, 8999)]
+    assert bounds == sorted(bounds) and all(k / 9000 < b for k, b in zip((8900, 8950, 8990, 8999), bounds))
+
+
+def _close(x: float):
+    import pytest
+
+    return pytest.approx(x, rel=1e-9)
