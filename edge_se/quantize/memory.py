@@ -53,7 +53,7 @@ class MemoryPlan:
 
     limit: int
     limit_source: str
-    resident: int           # model + selection set + GPTQ moments, held for the whole run
+    resident: int           # the process so far + model + selection set + GPTQ moments
     calib_per_sample: int
     eval_per_sample: int
     gptq_per_sample: int
@@ -115,6 +115,15 @@ def available_bytes() -> int:
     return max(int(avail), 0)
 
 
+def process_rss() -> int:
+    """This process's resident memory now (Python, numpy, ONNX Runtime, torch if imported)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def _shapes(model: Any) -> dict[str, list[int | None]]:
     import onnx
 
@@ -164,7 +173,8 @@ def plan(model_path: str | Path, *, eval_samples: int, limit: int | None = None,
     moments = [ly.moment_bytes(shapes) for ly in layers]
     model_bytes = 3 * Path(model_path).stat().st_size  # the proto, ONNX Runtime's copy, one quantized copy
     # every layer's X^T X, plus rounding's copies (inverse, Cholesky factor, ...) of the largest one
-    resident = model_bytes + eval_samples * input_bytes + sum(moments) + 4 * max(moments, default=0)
+    resident = (process_rss() + model_bytes + eval_samples * input_bytes + sum(moments)
+                + 4 * max(moments, default=0))
 
     free = limit - resident
     need = {"calibration (every activation tensor of one sample)": calib, "evaluation": evaluate}
@@ -173,8 +183,9 @@ def plan(model_path: str | Path, *, eval_samples: int, limit: int | None = None,
     what, worst = max(need.items(), key=lambda kv: kv[1])
     if free < worst:
         raise MemoryLimitError(
-            f"quantizing {Path(model_path).name} needs about {fmt_bytes(resident + worst)} "
-            f"({fmt_bytes(resident)} resident: model, {eval_samples} selection samples{', GPTQ moments' if layers else ''}; "
+            f"quantizing {Path(model_path).parent.name}/{Path(model_path).name} needs about {fmt_bytes(resident + worst)} "
+            f"({fmt_bytes(resident)} resident: this process, the model, {eval_samples} selection samples"
+            f"{', GPTQ moments' if layers else ''}; "
             f"{fmt_bytes(worst)} for {what}) but the limit is {fmt_bytes(limit)} ({source}); "
             f"pass --max-memory {_round_up_g(resident + worst)} or more, use a smaller --eval set, or free memory")
     calib_batch = _fit(free, calib, min(MAX_CALIB_BATCH, max(1, int(CALIB_BATCH_BYTES // max(sum(sizes.values()), 1)))))

@@ -62,7 +62,14 @@ def test_ranges_and_cache_are_the_same_for_calibration_batches_of_1_7_and_64(exp
             assert caches[7][name] == pytest.approx(scale, rel=2e-7) and caches[64][name] == pytest.approx(scale, rel=2e-7)
 
 
-def test_plan_picks_the_largest_batches_that_fit_and_refuses_a_limit_below_one_sample(export_cached):
+@pytest.fixture
+def steady_rss(monkeypatch):
+    """This process's RSS fixed at 300 MB while planning: the test's own allocations between two
+    plans would otherwise move the limits it computes (the estimate itself is unchanged)."""
+    monkeypatch.setattr(memory, "process_rss", lambda: 300 << 20)
+
+
+def test_plan_picks_the_largest_batches_that_fit_and_refuses_a_limit_below_one_sample(export_cached, steady_rss):
     fp32 = export_cached("se_digits", (1, 1, 32, 32)).path("model.onnx")
     roomy = memory.plan(fp32, eval_samples=100, limit=8 << 30)
     assert roomy.calib_batch == memory.MAX_CALIB_BATCH and roomy.gptq_chunk == memory.MAX_GPTQ_CHUNK
@@ -105,7 +112,7 @@ def test_cli_refuses_a_limit_too_small_for_one_sample_in_one_line_and_writes_not
 
 
 def test_a_tight_limit_calibrates_one_sample_at_a_time_and_publishes_the_same_ranges(
-        export_cached, small_calib, tmp_path):
+        export_cached, small_calib, tmp_path, steady_rss):
     """Two real quantize runs of one bundle, batch 32 and batch 1: the same cache and ranges."""
     import shutil
 
