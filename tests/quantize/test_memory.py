@@ -82,6 +82,15 @@ def test_plan_picks_the_largest_batches_that_fit_and_refuses_a_limit_below_one_s
         memory.plan(fp32, eval_samples=100, limit=roomy.resident + roomy.calib_per_sample // 2)
 
 
+def test_a_selection_set_larger_than_the_limit_allows_is_refused_naming_it(export_cached, steady_rss):
+    fp32 = export_cached("se_digits", (1, 1, 32, 32)).path("model.onnx")
+    small = memory.plan(fp32, eval_samples=100, limit=8 << 30)
+    # 2 million 32x32 digits (8 GB of float32) held for evaluation cannot fit in 2 GB
+    with pytest.raises(memory.MemoryLimitError, match="2000000 selection samples.*use a smaller --eval set"):
+        memory.plan(fp32, eval_samples=2_000_000, limit=2 << 30)
+    assert small.resident < 2 << 30
+
+
 @pytest.mark.parametrize("text, expected", [("4G", 4 << 30), ("1.5GiB", 3 << 29), ("800M", 800 << 20),
                                             ("800MB", 800 << 20), ("123456", 123456), ("64k", 64 << 10)])
 def test_sizes_parse_in_binary_units(text, expected):
