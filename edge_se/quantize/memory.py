@@ -40,6 +40,7 @@ MAX_CALIB_BATCH = 32
 MAX_EVAL_BATCH = 256
 MAX_GPTQ_CHUNK = 8
 _DEFAULT_EVAL_BATCH = 64    # run_onnx outside a planned run
+_FALLBACK_AVAILABLE = 8 << 30  # where the OS does not say how much memory is available
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -104,7 +105,10 @@ def available_bytes() -> int:
             if line.startswith("MemAvailable:"):
                 avail = int(line.split()[1]) * 1024
     if avail is None:
-        avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        try:
+            avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # no such sysconf name (macOS, Windows)
+            avail = _FALLBACK_AVAILABLE
     for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
                                    ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
                                     "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
