@@ -128,17 +128,6 @@ def process_rss() -> int:
     return 0
 
 
-def _shapes(model: Any) -> dict[str, list[int | None]]:
-    import onnx
-
-    inferred = onnx.shape_inference.infer_shapes(model)
-    out = {}
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
-            out[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
-    return out
-
-
 def _per_sample(shape: list[int | None] | None, fallback: int) -> int:
     """float32 bytes of one sample of a tensor (dim 0 is the batch); unknown dims -> ``fallback``."""
     if shape is None or not shape or any(d is None for d in shape[1:]):
@@ -153,7 +142,7 @@ def plan(model_path: str | Path, *, eval_samples: int, limit: int | None = None,
     import onnx
 
     from edge_se.quantize.gptq import _layers, patch_bytes
-    from edge_se.quantize.ranges import activation_tensors
+    from edge_se.quantize.ranges import activation_tensors, tensor_infos
 
     if limit is None:
         avail = available_bytes()
@@ -161,8 +150,9 @@ def plan(model_path: str | Path, *, eval_samples: int, limit: int | None = None,
     else:
         source = "--max-memory"
     model = onnx.load(str(model_path), load_external_data=False)
-    shapes = _shapes(model)
-    names = activation_tensors(model)
+    infos = tensor_infos(model)  # one shape inference for both the tensor list and their sizes
+    shapes = {name: dims for name, (_, dims) in infos.items() if dims is not None}
+    names = activation_tensors(model, infos)
     sizes = {n: _per_sample(shapes.get(n), 0) for n in names}
     known = [s for s in sizes.values() if s]
     largest = max(known, default=4)

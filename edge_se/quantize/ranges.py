@@ -215,15 +215,26 @@ class TensorStatistics:
         return TensorRanges(method=method, ranges=out, params=params, samples=self.samples)
 
 
-def activation_tensors(model: Any) -> list[str]:
-    """Float activation tensors (graph inputs and node outputs, no initializers), in graph order."""
+def tensor_infos(model: Any) -> dict[str, tuple[int, list[int | None] | None]]:
+    """Per tensor, from ONNX shape inference: ``(elem_type, dims)``, a dim ``None`` when symbolic,
+    ``dims`` ``None`` when the rank is unknown."""
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model)
-    types: dict[str, int] = {}
+    out: dict[str, tuple[int, list[int | None] | None]] = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
         if vi.type.HasField("tensor_type"):
-            types[vi.name] = vi.type.tensor_type.elem_type
+            tt = vi.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim] if tt.HasField("shape") else None
+            out[vi.name] = (tt.elem_type, dims)
+    return out
+
+
+def activation_tensors(model: Any, infos: dict[str, tuple[int, Any]] | None = None) -> list[str]:
+    """Float activation tensors (graph inputs and node outputs, no initializers), in graph order;
+    ``infos``: :func:`tensor_infos` of ``model`` when already computed."""
+    infos = tensor_infos(model) if infos is None else infos
+    types = {name: elem for name, (elem, _) in infos.items()}
     inits = {i.name for i in model.graph.initializer}
     names: list[str] = []
     seen: set[str] = set()
@@ -318,6 +329,7 @@ __all__ = [
     "TensorStatistics",
     "activation_tensors",
     "collect_statistics",
+    "tensor_infos",
     "load_ranges",
     "save_ranges",
     "tensor_values",
