@@ -23,3 +23,7 @@ def kept_float_nodes(record: dict[str, Any] | None) -> list[str] | None:
     if not isinstance(decision, dict) or not isinstance(decision.get("kept_nodes"), list):
         return None
     return [str(n) for n in decision["kept_nodes"]]
+
+
+#: the manifest's top-level table holding a measured backend choice (``edge_se.runtime.choice``)
+RUNTIME_CHOICE = "runtime_choice"

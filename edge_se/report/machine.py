@@ -7,18 +7,9 @@ import platform
 from importlib import metadata
 from typing import Any
 
+from edge_se.runtime.cpu import cpu_model
+
 TOOLS = ("edge-se", "numpy", "onnx", "onnxruntime", "torch", "torchvision", "onnxslim", "timm", "matplotlib", "tensorrt")
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_info() -> dict[str, Any]:
@@ -27,7 +18,7 @@ def machine_info() -> dict[str, Any]:
         "hostname": platform.node(),
         "os": f"{platform.system()} {platform.release()}",
         "machine": platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),
         "python": platform.python_version(),
     }

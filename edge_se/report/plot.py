@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-PRECISION_COLORS = {"fp32": "#1f77b4", "fp16": "#2ca02c", "int8": "#d62728"}
+PRECISION_COLORS = {"fp32": "#1f77b4", "fp16": "#2ca02c", "bf16": "#9467bd", "int8": "#d62728"}
+#: marker edge (color, width) per backend, so ONNX Runtime and OpenVINO rows sit side by side distinguishably
+BACKEND_EDGES = {"ov": ("#ff7f0e", 2.2)}
+_EDGE = ("black", 0.6)
 POLICY_MARKERS = {"-": "o", "all": "s", "keep-gates": "D", "auto": "^"}
 
 
@@ -86,8 +89,9 @@ def plot_accuracy_vs_latency(report: dict[str, Any], out: str | Path, title: str
     fy = [p["y"] for p in front] + [front[-1]["y"]]
     ax.step(fx, fy, where="post", color="0.45", lw=1.5, ls="--", zorder=1, label="Pareto front")
     for p in points:
+        edge, width = BACKEND_EDGES.get(p["backend"], _EDGE)
         ax.scatter(p["x"], p["y"], s=70, zorder=3, color=PRECISION_COLORS.get(p["precision"], "0.3"),
-                   marker=POLICY_MARKERS.get(p["policy"], "o"), edgecolor="black", linewidth=0.6)
+                   marker=POLICY_MARKERS.get(p["policy"], "o"), edgecolor=edge, linewidth=width)
     ref = next((p for p in points if p["precision"] == "fp32"), None)
     if ref is not None:
         ax.scatter(ref["x"], ref["y"], s=320, marker="*", color="gold", edgecolor="black", zorder=4,
@@ -101,6 +105,9 @@ def plot_accuracy_vs_latency(report: dict[str, Any], out: str | Path, title: str
     for pol, marker in POLICY_MARKERS.items():
         if pol != "-" and any(p["policy"] == pol for p in points):
             ax.scatter([], [], color="white", edgecolor="black", marker=marker, label=f"policy {pol}")
+    for backend, (edge, width) in BACKEND_EDGES.items():
+        if any(p["backend"] == backend for p in points):
+            ax.scatter([], [], color="white", edgecolor=edge, linewidth=width, marker="o", label=f"backend {backend}")
     ys = [p["y"] for p in points] + ([100 * torch_acc] if torch_acc is not None and "accuracy" in ylabel else [])
     span = max(ys) - min(ys)
     pad = max(span * 0.15, 0.5)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt", "torchscript")
+BACKEND_CHOICES = ("auto", "onnxruntime", "openvino", "tensorrt", "torchscript")
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     """--backend, --precision, --artifact, --threads, ORT options, --no-verify, --warmup, --strict."""
     g = parser.add_argument_group("runtime")
     g.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
-                   help="auto: TensorRT engine when TensorRT and a GPU are present, else ONNX Runtime")
-    g.add_argument("--precision", choices=("fp32", "fp16", "int8"),
-                   help="which of the bundle's artifacts to run (default fp32; engines: the fastest)")
+                   help="auto: the bundle's saved choice for this CPU ('edge-se bench --save-choice'), else a "
+                        "TensorRT engine when TensorRT and a GPU are present, else ONNX Runtime")
+    g.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"),
+                   help="which of the bundle's artifacts to run (default fp32; engines: the fastest); bf16: "
+                        "the FP32 file in OpenVINO's BF16 (CPUs with AVX512_BF16 or AMX)")
     g.add_argument("--artifact", metavar="NAME", help="run this manifest artifact (e.g. model.int8.cpu.onnx)")
-    g.add_argument("--threads", type=int, metavar="N", help="intra-op threads (ONNX Runtime, torch)")
+    g.add_argument("--threads", type=int, metavar="N", help="intra-op threads (ONNX Runtime, OpenVINO, torch)")
     g.add_argument("--inter-op-threads", type=int, metavar="N", help="ONNX Runtime inter-op threads")
     g.add_argument("--graph-optimization", default="all", choices=("disable", "basic", "extended", "all"),
                    help="ONNX Runtime graph optimization level (default all)")
@@ -29,7 +31,8 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
                         "to a single model file; overrides a bundle's")
     g.add_argument("--labels", metavar="FILE", help="labels file, one per line (overrides a bundle's)")
     g.add_argument("--cache-dir", metavar="DIR",
-                   help="keep ONNX Runtime-optimized models here for faster later loads (a trusted folder)")
+                   help="keep ONNX Runtime-optimized (or OpenVINO-compiled) models here for faster later loads "
+                        "(a trusted folder)")
     g.add_argument("--no-verify", action="store_true",
                    help="skip the sha256 check of the artifact (only for files you trust)")
     g.add_argument("--strict", action="store_true",

@@ -104,15 +104,19 @@ class Runtime:
     ) -> "Runtime":
         """Load a bundle folder or one ``.onnx`` / ``.engine`` / ``.plan`` / ``.ts`` file.
 
-        ``backend``: ``auto`` | ``onnxruntime`` | ``tensorrt`` | ``torchscript``. ``precision``
-        (fp32/fp16/int8) or ``artifact`` (a manifest name) choose the bundle's file.
+        ``backend``: ``auto`` | ``onnxruntime`` | ``openvino`` | ``tensorrt`` | ``torchscript``;
+        ``auto`` follows the bundle's saved measurement (``edge-se bench --save-choice``) on the
+        CPU it was made on, else a TensorRT engine when TensorRT and a GPU are present, else ONNX
+        Runtime. ``precision`` (fp32/fp16/bf16/int8; bf16 is OpenVINO's BF16 on the FP32 file) or
+        ``artifact`` (a manifest name) choose the bundle's file.
         ``preprocessing``/``labels`` override the manifest's (needed for a single file to take
         images). ``verify=False`` skips the sha256 check; ``sha256`` is checked for a single file.
         ``warmup``: inference runs on load (0 to skip). ``threads``: intra-op threads (ONNX
         Runtime, torch); ``inter_op_threads``, ``graph_optimization``, ``execution_mode``,
         ``providers``, ``io_binding``: ONNX Runtime session options. ``max_contexts``: TensorRT
         execution contexts in the pool. ``cache_dir``: keep ONNX Runtime-optimized models there
-        for faster, leaner later loads (see :mod:`edge_se.runtime.ort_cache`). ``strict``: refuse
+        for faster, leaner later loads (see :mod:`edge_se.runtime.ort_cache`; on OpenVINO, its
+        compiled-model cache). ``strict``: refuse
         inputs holding NaN/Inf values (by default :meth:`run` warns once per input).
         """
         if not isinstance(warmup, int) or warmup < 0:
@@ -123,16 +127,28 @@ class Runtime:
             check_cache_dir(cache_dir)
         source = resolve(path, backend, precision=precision, artifact=artifact, preprocessing=preprocessing,
                          labels=labels, verify=verify, sha256=sha256, defer=cache_dir is not None)
+        runner: Runner | None = None
+        if source.backend == "openvino":
+            try:
+                runner = _openvino_runner(source, threads, cache_dir)
+            except BundleError as e:
+                if not source.chosen or precision == "bf16":
+                    raise
+                # ``auto`` followed a saved choice OpenVINO cannot run here: the default backend instead
+                source = resolve(path, "onnxruntime", precision=precision, preprocessing=preprocessing,
+                                 labels=labels, verify=verify, sha256=sha256, defer=cache_dir is not None)
+                source.notes.append(f"the saved choice (openvino) failed, using ONNX Runtime: {e}")
         if source.backend == "onnxruntime":
             from edge_se.runtime.backends.onnxruntime import OrtOptions
 
             options = OrtOptions(threads, inter_op_threads, graph_optimization, execution_mode,
                                  tuple(providers) if providers is not None else None, io_binding)
-            runner: Runner = _ort_runner(source, options, cache_dir, verify)
-        else:
+            runner = _ort_runner(source, options, cache_dir, verify)
+        elif runner is None:
             source.complete_verification()
             if cache_dir is not None:
-                source.notes.append(f"cache_dir ignored: it applies to the onnxruntime backend, not {source.backend}")
+                source.notes.append(f"cache_dir ignored: it applies to the onnxruntime and openvino backends, "
+                                    f"not {source.backend}")
             inputs, outputs = source.manifest_specs("inputs"), source.manifest_specs("outputs")
             if not inputs:
                 inputs = [_spec_from_preprocessing(source)]
@@ -211,7 +227,7 @@ class Runtime:
         return {
             "source": str(self.source.bundle_root or self.source.path),
             "artifact": self.source.artifact or self.source.path.name,
-            "precision": self.source.record.get("precision"),
+            "precision": self.source.precision,
             "sha256_verified": self.source.verified,
             **self.runner.describe(),
             "inputs": [s.describe() for s in self.inputs],
@@ -351,6 +367,15 @@ def _ort_runner(source: Source, options, cache_dir, verify: bool) -> Runner:
     entry.seal({"artifact": source.artifact or source.path.name, "graph_optimization": options.graph_optimization})
     source.notes.append(f"optimized model saved to the cache: {entry.model}")
     return runner
+
+
+def _openvino_runner(source: Source, threads: int | None, cache_dir) -> Runner:
+    """An OpenVINO runner for the (verified) source at its compute precision."""
+    from edge_se.runtime.backends.openvino import OpenVinoRunner, OvOptions
+
+    source.complete_verification()
+    precision = source.precision if source.precision in ("bf16", "int8") else "fp32"
+    return OpenVinoRunner(source.path, OvOptions(precision, threads, cache_dir=None if cache_dir is None else str(cache_dir)))
 
 
 def _spec_from_preprocessing(source: Source) -> TensorSpec:

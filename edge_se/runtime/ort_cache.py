@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_se.bundle import atomic_path, atomic_write_json, sha256_file
 from edge_se.errors import InputError
+from edge_se.runtime.cpu import machine_tag
 
 
 def check_cache_dir(cache_dir: str | Path) -> Path:
@@ -34,17 +34,6 @@ def check_cache_dir(cache_dir: str | Path) -> Path:
     if parent is not None and not parent.is_dir():
         raise InputError(f"cache folder {root} cannot be created: {parent} is a file; {fix}")
     return root
-
-
-def machine_tag() -> str:
-    """A short hash of the CPU architecture and its feature flags."""
-    flags = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        pass
-    return hashlib.sha256(f"{platform.machine()}|{flags.strip()}".encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,24 @@ from edge_se.errors import BundleError, InputError, IntegrityError
 from edge_se.preprocess import PreprocessSpec
 from edge_se.trust import confined_path
 from edge_se.runtime.backends.base import TensorSpec, dims_from
-from edge_se.runtime.backends.probe import require_tensorrt, require_torch, tensorrt_available
+from edge_se.runtime import choice
+from edge_se.runtime.backends.probe import installed, require_openvino, require_tensorrt, require_torch, tensorrt_available
 
-BACKENDS = ("auto", "onnxruntime", "tensorrt", "torchscript")
-_ALIASES = {"ort": "onnxruntime", "trt": "tensorrt", "ts": "torchscript"}
+BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt", "torchscript")
+_ALIASES = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt", "ts": "torchscript"}
 SUFFIXES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".ts": "torchscript"}
-PRECISIONS = ("fp32", "fp16", "int8")
+#: backends that run a file kind besides its own (OpenVINO compiles ONNX files)
+ALSO_RUNS = {"onnxruntime": ("openvino",)}
+#: ``bf16`` is a compute precision of the FP32 artifact on OpenVINO, not a file of its own
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # Order in which ``auto`` prefers engines when the caller names no precision: fastest first.
 _ENGINE_PREFERENCE = ("int8", "fp16", "fp32")
+#: which of a bundle's two INT8 ONNX files a backend runs when no saved choice says otherwise,
+#: measured (benchmarks/cpu_backends.py): ONNX Runtime is fastest on the CPU file (U8
+#: activations, integer kernels); OpenVINO on the symmetric TensorRT-ready Q/DQ file.
+INT8_FILE_PREFERENCE = {"onnxruntime": (".cpu.", ".trt."), "openvino": (".trt.", ".cpu.")}
+#: precisions each backend runs (None: whatever the artifact is)
+BACKEND_PRECISIONS = {"openvino": ("fp32", "bf16", "int8")}
 
 
 @dataclass
@@ -45,6 +55,15 @@ class Source:
     bundle_root: Path | None = None
     notes: list[str] = field(default_factory=list)
     pending: Callable[[], object] | None = None
+    #: the precision the backend computes in (``bf16`` runs the FP32 artifact), when not the artifact's
+    compute: str | None = None
+    #: the backend came from a saved measurement (``auto``), so a load failure may fall back
+    chosen: bool = False
+
+    @property
+    def precision(self) -> str | None:
+        """What runs: the compute precision, else the artifact's."""
+        return self.compute or self.record.get("precision")
 
     @property
     def key_sha256(self) -> str:
@@ -79,6 +98,24 @@ def normalise_backend(backend: str) -> str:
     if name not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     return name
+
+
+def runs_on(kind: str, backend: str) -> bool:
+    """True when ``backend`` can run a file of ``kind`` (a :data:`SUFFIXES` value)."""
+    return backend == kind or backend in ALSO_RUNS.get(kind, ())
+
+
+def check_precision(backend: str, precision: str | None) -> None:
+    """Refuse a precision the backend does not run (bf16 only on OpenVINO, fp16 not there)."""
+    if precision is None or backend == "auto":
+        return
+    allowed = BACKEND_PRECISIONS.get(backend)
+    if allowed is not None and precision not in allowed:
+        raise InputError(f"the {backend} backend runs {', '.join(allowed)}, not {precision}; "
+                         "choose another --precision or --backend")
+    if precision == "bf16" and allowed is None:
+        raise InputError(f"precision bf16 runs on the openvino backend (OpenVINO's BF16 on CPUs that have it), "
+                         f"not on {backend}; pass --backend openvino")
 
 
 def read_labels(path: str | os.PathLike[str]) -> list[str]:
@@ -121,22 +158,25 @@ def resolve(path: str | os.PathLike[str], backend: str = "auto", *, precision: s
     backend = normalise_backend(backend)
     if precision is not None and precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    check_precision(backend, precision)
     path = Path(path)
     if path.is_dir() or not path.exists() and not path.suffix:
         return _from_bundle(path, backend, precision, artifact, preprocessing, labels, verify, defer)
-    return _from_file(path, backend, preprocessing, labels, verify, sha256)
+    return _from_file(path, backend, precision, preprocessing, labels, verify, sha256)
 
 
-def _from_file(path, backend, preprocessing, labels, verify, sha256) -> Source:
+def _from_file(path, backend, precision, preprocessing, labels, verify, sha256) -> Source:
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise InputError(
             f"cannot tell the format of {path}: expected a bundle folder or a file ending in "
             f"{', '.join(SUFFIXES)}"
         )
-    if backend not in ("auto", kind):
+    if backend == "auto":
+        backend = "openvino" if precision == "bf16" else kind
+    if not runs_on(kind, backend):
         raise InputError(f"{path} is a {kind} file; it cannot run on the {backend} backend")
-    _require(kind)
+    _require(backend)
     if not path.is_file():
         raise BundleError(f"model file {path} does not exist")
     verified = False
@@ -149,7 +189,8 @@ def _from_file(path, backend, preprocessing, labels, verify, sha256) -> Source:
             )
         verified = True
     spec = _preprocessing(preprocessing, "preprocessing")
-    return Source(kind, path, preprocessing=spec, labels=_labels(labels), verified=verified)
+    return Source(backend, path, preprocessing=spec, labels=_labels(labels), verified=verified,
+                  compute="bf16" if precision == "bf16" else None)
 
 
 def _require(kind: str) -> None:
@@ -157,25 +198,41 @@ def _require(kind: str) -> None:
         require_tensorrt()
     elif kind == "torchscript":
         require_torch()
+    elif kind == "openvino":
+        require_openvino()
 
 
 def _from_bundle(root, backend, precision, artifact, preprocessing, labels, verify, defer) -> Source:
     bundle = Bundle.open(root)
     notes: list[str] = []
     engines = [n for n in bundle.artifacts if Path(n).suffix in (".engine", ".plan")]
+    chosen = False
     if backend == "auto":
-        if artifact is not None:
+        saved = None if artifact is not None else choice.lookup(bundle.manifest, bundle.artifacts, precision or "fp32", notes)
+        if saved is not None and _usable(saved.backend):
+            backend, artifact, chosen = saved.backend, saved.artifact, True
+            notes.append(f"backend {backend} and {artifact}: the bundle's saved choice for this CPU"
+                         + (f" (p50 {saved.p50_ms:g} ms)" if saved.p50_ms is not None else ""))
+        elif saved is not None:
+            notes.append(f"the saved choice {saved.backend} is not usable here (not installed): using the default")
+        if chosen:
+            pass
+        elif artifact is not None:
             backend = SUFFIXES.get(Path(artifact).suffix, "onnxruntime")
+        elif precision == "bf16":
+            backend = "openvino"
         elif engines and tensorrt_available():
             backend = "tensorrt"
         else:
             backend = "onnxruntime"
             if engines:
                 notes.append("bundle has TensorRT engines but TensorRT or a GPU is missing: using ONNX Runtime")
+    check_precision(backend, precision)
     _require(backend)
-    name = _pick(bundle, backend, precision, notes, artifact)
+    compute = "bf16" if precision == "bf16" else None
+    name = _pick(bundle, backend, "fp32" if compute else precision, notes, artifact)
     record = bundle.artifact(name)
-    if SUFFIXES.get(Path(name).suffix) != backend:
+    if not runs_on(SUFFIXES.get(Path(name).suffix, ""), backend):
         raise InputError(f"artifact {name} cannot run on the {backend} backend")
     file = bundle.path(name)
     if not file.is_file():
@@ -198,8 +255,13 @@ def _from_bundle(root, backend, precision, artifact, preprocessing, labels, veri
     return Source(
         backend, file, artifact=name, record=record, preprocessing=spec, labels=label_list,
         input_shape=tuple(int(d) for d in shape) if shape else None, verified=verify and not defer,
-        bundle_root=bundle.root, notes=notes, pending=pending,
+        bundle_root=bundle.root, notes=notes, pending=pending, compute=compute, chosen=chosen,
     )
+
+
+def _usable(backend: str) -> bool:
+    """A saved choice's backend can load here (its package, and for TensorRT a GPU)."""
+    return tensorrt_available() if backend == "tensorrt" else installed(backend)
 
 
 def _pick(bundle: Bundle, backend: str, precision: str | None, notes: list[str], artifact: str | None = None) -> str:
@@ -211,7 +273,7 @@ def _pick(bundle: Bundle, backend: str, precision: str | None, notes: list[str],
                 f"(--precision {precision} with --artifact {artifact}); pass only one of them"
             )
         return artifact
-    suffixes = [s for s, b in SUFFIXES.items() if b == backend]
+    suffixes = [s for s, b in SUFFIXES.items() if runs_on(b, backend)]
     found = {n: r for n, r in bundle.artifacts.items() if Path(n).suffix in suffixes}
     if not found:
         have = ", ".join(sorted(bundle.artifacts)) or "none"
@@ -231,9 +293,10 @@ def _pick(bundle: Bundle, backend: str, precision: str | None, notes: list[str],
         have = ", ".join(f"{n} ({r.get('precision')})" for n, r in sorted(found.items()))
         raise BundleError(f"bundle {bundle.root} has no {wanted} artifact for the {backend} backend (it has: {have})")
     if len(names) > 1:
-        # Two INT8 ONNX files: the CPU-fast one for ONNX Runtime, the TensorRT-ready QDQ for TensorRT.
-        prefer = [n for n in names if ".cpu." in n] or names
-        notes.append(f"several {wanted} artifacts ({', '.join(names)}): chose {prefer[0]}")
+        # Two INT8 ONNX files: each backend runs the one measured fastest on it (INT8_FILE_PREFERENCE).
+        marks = INT8_FILE_PREFERENCE.get(backend, (".cpu.",))
+        prefer = next(([n for n in names if m in n] for m in marks if any(m in n for n in names)), names)
+        notes.append(f"several {wanted} artifacts ({', '.join(names)}): chose {prefer[0]} for {backend}")
         names = prefer
     return names[0]
 

@@ -25,10 +25,12 @@ import numpy as np
 from edge_se.errors import EdgeSEError, InputError, MissingDependencyError
 from edge_se.manifest import TENSORRT_ENGINE
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 POLICIES = ("all", "keep-gates", "auto")
-BACKENDS = ("ort", "trt", "torchscript")
-RUNTIME_BACKEND = {"ort": "onnxruntime", "trt": "tensorrt", "torchscript": "torchscript"}
+BACKENDS = ("ort", "ov", "trt", "torchscript")
+RUNTIME_BACKEND = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt", "torchscript": "torchscript"}
+#: precisions a backend runs in the matrix (bf16 is OpenVINO's, on the FP32 file; the others run every file)
+BACKEND_PRECISIONS = {"ov": ("fp32", "bf16", "int8"), "torchscript": ("fp32",)}
 #: calibration for INT8 variants the matrix creates (the bundle's own INT8 files keep theirs):
 #: minmax. The stage's default (``auto``, a measured choice per file) is not re-run here; moving
 #: the matrix onto the quantize stage's public API is part of issue 14.
@@ -219,6 +221,8 @@ def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -
     variants: list[Variant] = []
     if "fp32" in precisions:
         variants.append(Variant("fp32", "-", fp32[1], False, fp32[0]))
+    if "bf16" in precisions:  # the FP32 file, computed in BF16 (OpenVINO rows only)
+        variants.append(Variant("bf16", "-", fp32[1], False, fp32[0]))
     art_dir = workdir / "artifacts"
     art_dir.mkdir(parents=True, exist_ok=True)
     if "fp16" in precisions:
@@ -275,14 +279,17 @@ def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -
 
 
 def _runtime(path: Path, backend: str, spec, threads: int | None, bundle_root: Path | None = None,
-             artifact: str | None = None):
+             artifact: str | None = None, precision: str | None = None):
     """The embedded runtime on a bundle artifact (its manifest record gives the I/O specs), or
-    on a file this report created."""
+    on a file this report created; ``precision`` only for bf16 (a compute precision)."""
     from edge_se.runtime import core
 
+    compute = precision if precision == "bf16" else None
     if bundle_root is not None and artifact is not None:
-        return core.Runtime.load(bundle_root, RUNTIME_BACKEND[backend], artifact=artifact, threads=threads)
-    return core.Runtime.load(path, RUNTIME_BACKEND[backend], preprocessing=spec, verify=False, threads=threads)
+        return core.Runtime.load(bundle_root, RUNTIME_BACKEND[backend], artifact=artifact, threads=threads,
+                                 precision=compute)
+    return core.Runtime.load(path, RUNTIME_BACKEND[backend], preprocessing=spec, verify=False, threads=threads,
+                             precision=compute)
 
 
 def _predict(rt, x: np.ndarray) -> list[np.ndarray]:
@@ -333,10 +340,11 @@ def evaluate_variant(
                            "path": str(v.path), "created_for_report": v.created, **v.info}
     path = {"torchscript": torchscript_path, "trt": engine_path}.get(backend) or v.path
     row["path"] = str(path)
-    artifact = None if v.created else (path.name if backend != "ort" else v.artifact)
-    rt = _runtime(path, backend, spec, threads, bundle_root, artifact)
+    artifact = None if v.created else (path.name if backend not in ("ort", "ov") else v.artifact)
+    rt = _runtime(path, backend, spec, threads, bundle_root, artifact, v.precision)
     row["runtime"] = {k: val for k, val in rt.describe().items()
-                      if k in ("backend", "version", "providers", "intra_op_threads", "notes")}
+                      if k in ("backend", "version", "providers", "intra_op_threads", "threads", "inference_precision",
+                               "notes")}
     got = _predict(rt, data.x)
     row["numerics"] = compare_outputs(ref, got, v.precision, names=out_names)
     for out, r, g in zip(row["numerics"].get("outputs", []), ref, got):
@@ -355,15 +363,22 @@ def evaluate_variant(
     return row
 
 
-def _backend_available(backend: str) -> str | None:
-    """``None`` when usable here, else the reason."""
-    if backend == "trt":
-        from edge_se.runtime.backends.probe import require_tensorrt
+def _backend_available(backend: str, precision: str) -> str | None:
+    """``None`` when usable here (at ``precision``), else the reason."""
+    from edge_se.runtime.backends import probe
 
-        try:
-            require_tensorrt()
-        except MissingDependencyError as e:
-            return str(e)
+    need = {"trt": probe.require_tensorrt, "ov": probe.require_openvino}.get(backend)
+    try:
+        if need is not None:
+            need()
+        if backend == "ov" and precision == "bf16":
+            import openvino
+
+            from edge_se.runtime.backends.openvino import check_bf16
+
+            check_bf16(openvino.Core())
+    except MissingDependencyError as e:
+        return str(e)
     return None
 
 
@@ -439,9 +454,11 @@ def run_matrix(
     rows = []
     jobs = [(v, b) for b in backends for v in variants]
     for v, backend in progress.track(jobs, "Measuring precision x policy x backend"):
-        reason = _backend_available(backend)
-        if reason is None and backend == "torchscript" and (v.precision != "fp32" or ts_path is None):
-            continue  # TorchScript is the FP32 artifact only
+        if v.precision not in BACKEND_PRECISIONS.get(backend, ("fp32", "fp16", "int8")):
+            continue  # bf16 is OpenVINO's; OpenVINO runs no FP16 file; TorchScript is the FP32 artifact only
+        reason = _backend_available(backend, v.precision)
+        if reason is None and backend == "torchscript" and ts_path is None:
+            continue
         engine = None
         if reason is None and backend == "trt":
             engine = _engine_for(bundle, v.precision)
@@ -527,7 +544,8 @@ def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--precisions", type=_csv, metavar="LIST", help=f"subset of {','.join(PRECISIONS)} (default: all)")
     g.add_argument("--policies", type=_csv, metavar="LIST",
                    help=f"INT8 precision policies, subset of {','.join(POLICIES)} (default: all)")
-    g.add_argument("--backends", type=_csv, metavar="LIST", help=f"subset of {','.join(BACKENDS)} (default: ort)")
+    g.add_argument("--backends", type=_csv, metavar="LIST",
+                   help=f"subset of {','.join(BACKENDS)} (default: ort; ov is OpenVINO, which adds bf16 rows)")
     g.add_argument("--out", metavar="DIR", help="report folder (default: BUNDLE/report)")
     g.add_argument("--batch-sizes", type=_ints, metavar="LIST", help="latency batch sizes (default: 1,8)")
     g.add_argument("--limit", type=int, metavar="N", help="measure on the first N images (digits default 2000)")

@@ -58,6 +58,12 @@ def require_torch() -> None:
         raise missing_extra("torch", "export", "the TorchScript backend")
 
 
+def require_openvino() -> None:
+    """Raise MissingDependencyError when OpenVINO (for the openvino backend) is missing."""
+    if not installed("openvino"):
+        raise missing_extra("openvino", "openvino", "the OpenVINO backend")
+
+
 def ort_gpu_providers() -> list[str]:
     """GPU execution providers of the installed ONNX Runtime, usable only with a GPU present."""
     import onnxruntime as ort

@@ -1,0 +1,182 @@
+"""OpenVINO backend: an ONNX artifact compiled for the CPU by Intel's OpenVINO runtime.
+
+One compiled model is shared by every thread, each with its own infer request (OpenVINO's
+compiled model is thread-safe, an infer request is not). The inference precision is always
+given explicitly: OpenVINO's own default on CPUs with BF16 instructions is BF16, which would
+turn an FP32 artifact into a BF16 run without a word. ``bf16`` is asked for by name; INT8
+artifacts (Q/DQ files) run their quantized parts as INT8 kernels and the rest in FP32.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from edge_se.errors import BundleError, InputError, MissingDependencyError
+from edge_se.runtime.backends.base import TensorSpec
+
+#: runtime precision -> OpenVINO's INFERENCE_PRECISION_HINT (INT8 files keep their float parts FP32)
+HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
+PERFORMANCE_HINTS = ("latency", "throughput")
+
+
+@dataclass(frozen=True)
+class OvOptions:
+    """OpenVINO compile options exposed by the runtime.
+
+    ``precision``: ``fp32`` | ``bf16`` | ``int8`` (see :data:`HINTS`). ``threads``: OpenVINO's
+    ``INFERENCE_NUM_THREADS`` (``None``: its default, every core). ``performance``: ``latency``
+    (one stream: the fastest single call) or ``throughput`` (several streams, for concurrent
+    callers). ``cache_dir``: OpenVINO's compiled-model cache (``CACHE_DIR``), for faster loads.
+    """
+
+    precision: str = "fp32"
+    threads: int | None = None
+    performance: str = "latency"
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in HINTS:
+            raise InputError(f"the openvino backend runs {', '.join(HINTS)}, not {self.precision!r}")
+        if self.performance not in PERFORMANCE_HINTS:
+            raise InputError(f"performance hint must be one of {', '.join(PERFORMANCE_HINTS)}, got {self.performance!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise InputError(f"threads must be a positive integer or None, got {self.threads!r}")
+
+    def config(self) -> dict[str, object]:
+        """The ``compile_model`` properties."""
+        cfg: dict[str, object] = {"INFERENCE_PRECISION_HINT": HINTS[self.precision],
+                                  "PERFORMANCE_HINT": self.performance.upper()}
+        if self.threads is not None:
+            cfg["INFERENCE_NUM_THREADS"] = self.threads
+        if self.cache_dir is not None:
+            cfg["CACHE_DIR"] = self.cache_dir
+        return cfg
+
+
+def _openvino():
+    from edge_se.runtime.backends.probe import require_openvino
+
+    require_openvino()
+    import openvino
+
+    return openvino
+
+
+def reason(error: BaseException, limit: int = 240) -> str:
+    """OpenVINO's error on one line: the unconverted operations when it names them, without the
+    C++ source locations."""
+    text = str(error)
+    ops = re.search(r"No conversion rule found for operations: ([^\n]+)", text)
+    if ops:
+        return f"no conversion rule for operation(s) {ops.group(1).strip()}"
+    unsupported = re.search(r"[Uu]nsupported operation[^\n:]*: ?([^\n]+)", text)
+    if unsupported:
+        return f"unsupported operation {unsupported.group(1).strip()}"
+    lines = [ln.strip() for ln in text.splitlines()
+             if ln.strip() and not re.match(r"(Exception from|Check '.*' failed at) \S+:\d+", ln.strip())]
+    text = " ".join(lines) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def check_bf16(core) -> None:
+    """Refuse BF16 on a CPU OpenVINO cannot run it on, naming the missing instruction sets."""
+    from edge_se.runtime.cpu import cpu_model, missing_bf16
+
+    if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        return
+    missing = missing_bf16() or f"OpenVINO reports no BF16 capability on this CPU ({cpu_model()})"
+    raise MissingDependencyError(
+        f"precision bf16 needs BF16 instructions: {missing}; run fp32 (or int8) here, or bf16 on a CPU with "
+        "AVX512_BF16 or AMX (Intel Xeon 4th gen or later, AMD Zen 4 or later)"
+    )
+
+
+def _spec(port) -> TensorSpec:
+    try:
+        dtype = np.dtype(port.get_element_type().to_dtype())
+    except (TypeError, RuntimeError):
+        raise BundleError(f"model tensor {port.get_any_name()!r} has type {port.get_element_type()}, "
+                          "which the runtime does not support") from None
+    shape, first = [], None
+    for i, dim in enumerate(port.get_partial_shape()):
+        if dim.is_static:
+            shape.append(dim.get_length())
+        else:
+            shape.append(None)
+            if i == 0:
+                hi = dim.get_max_length()
+                first = (max(dim.get_min_length(), 1), hi if hi >= 0 else None)
+    batch_range = first or ((shape[0], shape[0]) if shape and shape[0] is not None else (1, None))
+    return TensorSpec(port.get_any_name(), tuple(shape), dtype, batch_range)
+
+
+class OpenVinoRunner:
+    """Runs an ONNX file on OpenVINO's CPU plugin."""
+
+    name = "openvino"
+
+    def __init__(self, path: str | Path, options: OvOptions | None = None):
+        ov = _openvino()
+        self.options = options or OvOptions()
+        self.path = Path(path)
+        self.core = ov.Core()
+        if self.options.precision == "bf16":
+            check_bf16(self.core)
+        try:
+            model = self.core.read_model(str(self.path))
+        except RuntimeError as e:
+            raise BundleError(f"OpenVINO {ov.__version__} cannot read the ONNX file {self.path} ({reason(e)}); "
+                              "run it on --backend onnxruntime, or re-export it ('edge-se export')") from None
+        try:
+            if self.options.cache_dir is not None:  # the cache is keyed by the file: compile from the path
+                self.compiled = self.core.compile_model(str(self.path), "CPU", self.options.config())
+            else:
+                self.compiled = self.core.compile_model(model, "CPU", self.options.config())
+        except RuntimeError as e:
+            raise BundleError(f"OpenVINO {ov.__version__} cannot compile {self.path} for the CPU ({reason(e)}); "
+                              "run it on --backend onnxruntime") from None
+        self.version = ov.__version__
+        self.inputs = [_spec(p) for p in self.compiled.inputs]
+        self.outputs = [_spec(p) for p in self.compiled.outputs]
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._requests: list = []
+
+    def _request(self):
+        req = getattr(self._local, "request", None)
+        if req is None:
+            req = self._local.request = self.compiled.create_infer_request()
+            with self._lock:
+                self._requests.append(req)
+        return req
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        if self.compiled is None:
+            raise InputError("this runtime was closed; load it again")
+        result = self._request().infer(dict(feeds), share_outputs=False)
+        return [result[port] for port in self.compiled.outputs]
+
+    def describe(self) -> dict:
+        o = self.options
+        return {
+            "backend": self.name,
+            "version": self.version,
+            "providers": ["CPU"],
+            "inference_precision": str(self.compiled.get_property("INFERENCE_PRECISION_HINT")) if self.compiled else None,
+            "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")) if self.compiled else o.threads,
+            "streams": int(self.compiled.get_property("NUM_STREAMS")) if self.compiled else None,
+            "performance_hint": o.performance,
+            "cache_dir": o.cache_dir,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self._requests.clear()
+        self._local = threading.local()
+        self.compiled = None
