@@ -51,9 +51,10 @@ def fingerprint() -> dict[str, object]:
             "isa": sorted(f for f in KERNEL_FLAGS if f in cpu_flags())}
 
 
-def missing_bf16() -> str | None:
-    """``None`` when the OS lists a BF16 instruction set, else a sentence naming what is missing."""
-    flags = cpu_flags()
+def missing_bf16(flags: frozenset[str] | None = None) -> str | None:
+    """``None`` when ``flags`` (default: this CPU's) hold a BF16 instruction set, or list nothing;
+    else a phrase naming what is missing."""
+    flags = cpu_flags() if flags is None else flags
     if not flags or any(f in flags for f in BF16_ISA):
         return None
     return f"this CPU ({cpu_model()}) has neither {' nor '.join(BF16_ISA)}"

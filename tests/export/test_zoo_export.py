@@ -6,21 +6,14 @@ import json
 
 import pytest
 
-from edge_se.models.registry import list_models, model_info
+from edge_se.models.registry import list_models
 
-HEAVY = {"se_resnet101", "se_resnet152"}
-
-
-def _shape(name: str) -> tuple[int, ...]:
-    default = model_info(name).default_input_shape
-    # 224-class backbones are validated at 64x64 here (the export is resolution-agnostic);
-    # digits nets at their own 1x1x32x32.
-    return tuple(default) if default and default[-1] <= 64 else (1, default[1] if default else 3, 64, 64)
+from zoo_helpers import HEAVY, zoo_shape
 
 
 @pytest.mark.parametrize("name", [n for n in list_models() if n not in HEAVY])
 def test_zoo_model_exports_and_validates_at_two_batch_sizes(name, export_cached):
-    bundle = export_cached(name, _shape(name))
+    bundle = export_cached(name, zoo_shape(name))
     checks = [c for c in bundle.manifest["checks"] if c["name"].startswith("numerics/")]
     batches = {c["batch"] for c in checks if c["artifact"] == "model.onnx"}
     assert batches == {1, 4}

@@ -10,7 +10,8 @@ from edge_se.attention import BAM, CBAM, ECA, SEModule, SelectiveKernel, SimAM
 from edge_se.models import count_params, create_model, list_models, model_info
 from edge_se.models.resnet import BasicBlock, Bottleneck
 
-HEAVY = {"se_resnet101", "se_resnet152"}
+from zoo_helpers import HEAVY
+
 ATTN_CLASS = {"se": SEModule, "cbam": CBAM, "bam": BAM, "sk": SelectiveKernel, "simam": SimAM, "eca": ECA}
 
 

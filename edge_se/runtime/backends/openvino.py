@@ -84,17 +84,23 @@ def reason(error: BaseException, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
-def check_bf16(core) -> None:
-    """Refuse BF16 on a CPU OpenVINO cannot run it on, naming the missing instruction sets."""
+def bf16_refusal(capabilities, flags: frozenset[str] | None = None) -> str | None:
+    """The one-line refusal when OpenVINO's CPU ``capabilities`` lack BF16 (naming the missing
+    instruction sets from ``flags``, default this CPU's), else None."""
     from edge_se.runtime.cpu import cpu_model, missing_bf16
 
-    if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        return
-    missing = missing_bf16() or f"OpenVINO reports no BF16 capability on this CPU ({cpu_model()})"
-    raise MissingDependencyError(
-        f"precision bf16 needs BF16 instructions: {missing}; run fp32 (or int8) here, or bf16 on a CPU with "
-        "AVX512_BF16 or AMX (Intel Xeon 4th gen or later, AMD Zen 4 or later)"
-    )
+    if "BF16" in capabilities:
+        return None
+    missing = missing_bf16(flags) or f"OpenVINO reports no BF16 capability on this CPU ({cpu_model()})"
+    return (f"precision bf16 needs BF16 instructions: {missing}; run fp32 (or int8) here, or bf16 on a CPU with "
+            "AVX512_BF16 or AMX (Intel Xeon 4th gen or later, AMD Zen 4 or later)")
+
+
+def check_bf16(core) -> None:
+    """Raise MissingDependencyError (exit 3) when OpenVINO cannot run BF16 on this CPU."""
+    refusal = bf16_refusal(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    if refusal is not None:
+        raise MissingDependencyError(refusal)
 
 
 def _spec(port) -> TensorSpec:
@@ -168,7 +174,8 @@ class OpenVinoRunner:
             "backend": self.name,
             "version": self.version,
             "providers": ["CPU"],
-            "inference_precision": str(self.compiled.get_property("INFERENCE_PRECISION_HINT")) if self.compiled else None,
+            "inference_precision": (self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+                                    if self.compiled else HINTS[o.precision]),
             "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")) if self.compiled else o.threads,
             "streams": int(self.compiled.get_property("NUM_STREAMS")) if self.compiled else None,
             "performance_hint": o.performance,
