@@ -133,3 +133,22 @@ def test_validate_command_runs_the_matrix_and_leaves_the_bundle_unchanged(matrix
     assert [(r["precision"], r["policy"]) for r in saved["rows"]] == [("fp32", "-"), ("int8", "keep-gates")]
     assert sorted(p.name for p in Path(report["bundle"]).iterdir()) == files_before
     assert "model.int8.cpu.onnx" not in json.loads(manifest.read_text())["artifacts"]
+
+
+def test_openvino_rows_sit_beside_onnxruntime_with_bf16_their_own(matrix_report, tmp_path):
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    report, _ = matrix_report
+    ov_report = run_matrix(report["bundle"], precisions=("fp32", "bf16", "int8"), policies=("all",),
+                           backends=("ort", "ov"), out=tmp_path / "ov", batch_sizes=(1,), limit=16,
+                           latency_seconds=0.1)
+    rows = [r for r in ov_report["rows"] if not r.get("skipped")]
+    keys = {(r["precision"], r["backend"]) for r in rows}
+    assert {("fp32", "ort"), ("fp32", "ov"), ("int8", "ort"), ("int8", "ov")} <= keys
+    assert ("bf16", "ort") not in keys  # BF16 is OpenVINO's
+    for r in rows:
+        assert r["numerics"]["passed"], (r["precision"], r["backend"], r["numerics"])
+        assert r["runtime"]["backend"] == {"ort": "onnxruntime", "ov": "openvino"}[r["backend"]]
+    bf16 = [r for r in ov_report["rows"] if r["precision"] == "bf16"]
+    assert bf16 and all(r.get("skipped") or r["runtime"]["inference_precision"] == "bf16" for r in bf16)
+    assert "| ov |" in (tmp_path / "ov" / "report.md").read_text()
+    assert (tmp_path / "ov" / "accuracy_vs_latency.png").is_file()

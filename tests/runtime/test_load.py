@@ -80,8 +80,8 @@ def test_precision_not_in_bundle_lists_what_it_has(bundle_dir):
 
 
 def test_unknown_backend_lists_the_choices(bundle_dir):
-    with pytest.raises(InputError, match="auto, onnxruntime, tensorrt, torchscript"):
-        Runtime.load(bundle_dir, backend="openvino")
+    with pytest.raises(InputError, match="auto, onnxruntime, openvino, tensorrt, torchscript"):
+        Runtime.load(bundle_dir, backend="coreml")
 
 
 def test_torchscript_backend_on_request_matches_onnxruntime(bundle_dir, batch4):

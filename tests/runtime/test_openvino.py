@@ -14,7 +14,7 @@ import onnx.helper as oh
 import pytest
 
 from edge_se.bundle import Bundle
-from edge_se.errors import BundleError, InputError, MissingDependencyError
+from edge_se.errors import BundleError, InputError
 from edge_se.runtime import Runtime
 from edge_se.runtime.cpu import missing_bf16
 
