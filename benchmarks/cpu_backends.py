@@ -114,14 +114,15 @@ def auto_picks(bundle: Path) -> dict[str, tuple[str, str]]:
 
 
 COLD = """
-import resource, sys, time
+import sys, time
 t0 = time.perf_counter()
 import numpy as np
 from edge_se.runtime import Runtime
 rt = Runtime.load(sys.argv[1], sys.argv[2], warmup=0, cache_dir=sys.argv[3] if len(sys.argv) > 3 else None)
 rt.predict(np.zeros((1, 3, 224, 224), np.float32))
 wall = time.perf_counter() - t0
-print(wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, int(any(m.split('.')[0] == 'torch' for m in sys.modules)))
+hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))  # kB, this process only
+print(wall, hwm, int(any(m.split('.')[0] == 'torch' for m in sys.modules)))
 """
 
 

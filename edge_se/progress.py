@@ -23,9 +23,9 @@ def set_quiet(quiet: bool) -> None:
 
 
 def info(message: str) -> None:
-    """One informational line on stderr."""
+    """One informational line on stderr (never wrapped: logs keep it on one line)."""
     if not _quiet:
-        console.print(message)
+        console.print(message, soft_wrap=True)
 
 
 @contextlib.contextmanager

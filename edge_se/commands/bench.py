@@ -18,6 +18,9 @@ EXAMPLES = """  edge-se bench bundles/se18 --batch 1 --threads 2 --duration 10
   edge-se bench bundles/se18 --backends all --duration 3 --save-choice"""
 #: precisions ``--backends`` measures unless ``--precisions`` says otherwise
 ALL_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+#: ``--backends`` times every row in this many interleaved rounds of ``--duration / ROUNDS`` s
+#: (the medians of the rounds are reported), all rows loaded at once
+ROUNDS = 5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("comparing backends")
     g.add_argument("--backends", metavar="LIST",
                    help="measure every backend x precision x file of the bundle: 'all' (ONNX Runtime, OpenVINO "
-                        "when installed, TensorRT with a GPU) or a comma-separated list; --duration is per row")
+                        "when installed, TensorRT with a GPU) or a comma-separated list; each row is timed for "
+                        "--duration s in all, in interleaved rounds")
     g.add_argument("--precisions", metavar="LIST", help=f"with --backends: subset of {','.join(ALL_PRECISIONS)} "
                                                          "(default: all)")
     g.add_argument("--save-choice", action="store_true",
@@ -166,11 +170,10 @@ def compare(args: argparse.Namespace) -> int:
     jobs = choice.candidates(bundle.artifacts, backends, precisions)
     if not jobs:
         raise InputError(f"bundle {bundle.root} has no artifact for {', '.join(backends)} at {', '.join(precisions)}")
-    rows, ref = [], None
-    for job in jobs:
+    rows, loaded, ref = [], [], None
+    for job in jobs:  # load every row first, then time them interleaved
         row = {"backend": job.backend, "precision": job.precision, "artifact": job.artifact}
-        if not args.json:
-            print(f"measuring {job.backend} {job.precision} {job.artifact} ...", flush=True)
+        rows.append(row)
         try:
             rt = Runtime.load(bundle.root, job.backend, artifact=job.artifact,
                               precision="bf16" if job.precision == "bf16" else None, verify=not args.no_verify,
@@ -182,13 +185,24 @@ def compare(args: argparse.Namespace) -> int:
                 ref = out
             if ref is not None and ref.shape == out.shape:
                 row["rel_error"] = float(np.abs(out - ref).max() / max(float(np.abs(ref).max()), 1e-12))
-            row.update(measure(rt, feeds, args.duration, args.concurrency))
             info = rt.describe()
             row["threads"] = info.get("intra_op_threads", info.get("threads"))
-            rt.close()
+            loaded.append((row, rt, feeds))
         except EdgeSEError as e:  # one backend that cannot run this file must not hide the others
             row["error"] = str(e)
-        rows.append(row)
+    rounds: dict[int, list[dict]] = {id(row): [] for row, _, _ in loaded}
+    for i in range(ROUNDS):  # a shared machine's drift then hits every row alike
+        if not args.json:
+            print(f"timing {len(loaded)} rows, round {i + 1}/{ROUNDS} ...", flush=True)
+        for row, rt, feeds in loaded:
+            rounds[id(row)].append(measure(rt, feeds, args.duration / ROUNDS, args.concurrency))
+    for row, rt, _ in loaded:
+        stats = rounds[id(row)]
+        row.update({k: round(float(np.median([s[k] for s in stats])), 3)
+                    for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_per_s")})
+        row.update(batch=args.batch, concurrency=args.concurrency, calls=sum(s["calls"] for s in stats),
+                   seconds=round(sum(s["seconds"] for s in stats), 3), rounds=ROUNDS)
+        rt.close()
     settings = {"batch": args.batch, "threads": args.threads, "concurrency": args.concurrency,
                 "duration_s": args.duration}
     record = choice.build(rows, settings, utc_now())

@@ -70,13 +70,20 @@ def read_spec_file(path: str) -> dict:
 
 
 def load_runtime(args: argparse.Namespace):
-    """Build a Runtime from parsed arguments."""
+    """Build a Runtime from parsed arguments; its notes (which file, a saved choice followed or
+    ignored) go to stderr, once each."""
+    from rich.markup import escape
+
+    from edge_se import progress
     from edge_se.runtime import Runtime
 
-    return Runtime.load(
+    rt = Runtime.load(
         args.bundle, args.backend, precision=args.precision, artifact=args.artifact, verify=not args.no_verify,
         warmup=args.warmup, threads=args.threads, inter_op_threads=args.inter_op_threads,
         graph_optimization=args.graph_optimization, execution_mode=args.execution_mode,
         providers=args.providers, cache_dir=args.cache_dir, labels=args.labels, strict=args.strict,
         preprocessing=read_spec_file(args.preprocessing) if args.preprocessing else None,
     )
+    for note in rt.source.notes:
+        progress.info(f"note: {escape(note)}")
+    return rt

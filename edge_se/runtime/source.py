@@ -33,9 +33,11 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # Order in which ``auto`` prefers engines when the caller names no precision: fastest first.
 _ENGINE_PREFERENCE = ("int8", "fp16", "fp32")
 #: which of a bundle's two INT8 ONNX files a backend runs when no saved choice says otherwise,
-#: measured (benchmarks/cpu_backends.py): ONNX Runtime is fastest on the CPU file (U8
-#: activations, integer kernels); OpenVINO on the symmetric TensorRT-ready Q/DQ file.
-INT8_FILE_PREFERENCE = {"onnxruntime": (".cpu.", ".trt."), "openvino": (".trt.", ".cpu.")}
+#: measured (benchmarks/cpu_backends.py, se_resnet50 and cbam_resnet50 on an AMD EPYC): the CPU
+#: file (U8 activations) on both; ONNX Runtime runs the symmetric TensorRT-ready file 3-4x slower,
+#: OpenVINO 0-21 % slower. Issue 17 measured the TensorRT-ready file fastest on OpenVINO on an
+#: Intel Xeon with AMX: where that holds, ``edge-se bench --save-choice`` records it.
+INT8_FILE_PREFERENCE = {"onnxruntime": (".cpu.", ".trt."), "openvino": (".cpu.", ".trt.")}
 #: precisions each backend runs (None: whatever the artifact is)
 BACKEND_PRECISIONS = {"openvino": ("fp32", "bf16", "int8")}
 

@@ -225,6 +225,9 @@ def test_saved_choice_from_another_cpu_is_ignored_and_said_once(bundle_copy):
     rt = Runtime.load(bundle_copy)
     notes = [n for n in rt.describe()["notes"] if "another CPU" in n]
     assert rt.backend == "onnxruntime" and len(notes) == 1 and "Some Other CPU 9000" in notes[0]
+    out = _bench(bundle_copy)  # the command line says it, once, on stderr
+    assert out.returncode == 0 and "onnxruntime" in out.stdout
+    assert out.stderr.count("another CPU (Some Other CPU 9000") == 1, out.stderr
 
 
 def test_saved_choice_naming_a_foreign_artifact_is_ignored(bundle_copy):
