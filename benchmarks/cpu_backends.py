@@ -7,7 +7,8 @@ cores), saves a measured backend choice with ``edge-se bench --backends all --sa
 (batch 1), then, at each batch size x thread count, times every row interleaved (rounds of
 ``--calls`` calls per row, so drift of a shared machine hits every row alike) and reports the
 median latency, the ratio to ONNX Runtime FP32, the relative error against PyTorch FP32 on 16
-real crops (``max |out - ref| / max |ref|``) and top-1 agreement with it. ``auto`` marks the row
+real crops (``max |out - ref| / max |ref|``) and top-1 agreement with it; each row is also judged
+with its precision's tolerance against PyTorch on 128 crops (``--judge-only`` does only that). ``auto`` marks the row
 ``Runtime.load(bundle, precision=p)`` picks (with the saved choice). Then the cold start of each
 backend (a fresh process: import, load, one inference; no torch): wall time and peak RSS.
 
@@ -73,6 +74,35 @@ def reference(bundle: Path) -> tuple[np.ndarray, np.ndarray]:
     x = sample_images(16, PreprocessSpec.from_dict(b.section("preprocessing")), seed=11)
     with torch.inference_mode():
         return x, reference_module(b)(torch.from_numpy(x)).numpy()
+
+
+def judged(bundle: Path, n: int = 128) -> list[dict]:
+    """Each row's tolerance check against PyTorch FP32 on ``n`` real crops (the precision's
+    tolerance from edge_se/validate/tolerances.py; bf16 is held to FP16's)."""
+    import torch
+
+    from edge_se.bundle import Bundle
+    from edge_se.preprocess import PreprocessSpec
+    from edge_se.runtime import Runtime
+    from edge_se.validate.inputs import sample_images
+    from edge_se.validate.numerics import compare_outputs
+    from edge_se.validate.reference import reference_module
+
+    b = Bundle.open(bundle)
+    x = sample_images(n, PreprocessSpec.from_dict(b.section("preprocessing")), seed=11)
+    with torch.inference_mode():
+        ref = reference_module(b)(torch.from_numpy(x)).numpy()
+    out = []
+    for backend, precision, artifact in ROWS:
+        rt = Runtime.load(bundle, backend, artifact=artifact, precision="bf16" if precision == "bf16" else None,
+                          warmup=0)
+        result = compare_outputs([ref], [rt.predict(x)], precision)
+        o = result["outputs"][0]
+        out.append({"backend": backend, "precision": precision, "artifact": artifact, "passed": result["passed"],
+                    "sqnr_db": round(o["sqnr_db"], 1), "top1_agreement": o.get("top1_agreement"),
+                    "decisive": o.get("decisive"), "reason": o.get("reason") or ""})
+        rt.close()
+    return out
 
 
 def timed_rows(bundle: Path, batch: int, threads: int, calls: int, rounds: int, x: np.ndarray, ref: np.ndarray) -> list[dict]:
@@ -156,8 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=3, help="calls per row per round")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--prepare-only", action="store_true", help="export and quantize the bundles, time nothing")
+    ap.add_argument("--judge-only", action="store_true",
+                    help="only each row's tolerance check on 128 crops (no timing: safe beside other work)")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.judge_only:
+        for model in args.models:
+            _print_tolerance(model, judged(prepare(args.work, model, args.policy, args.count, choose=False)))
+        return 0
     if args.prepare_only:
         for model in args.models:
             prepare(args.work, model, args.policy, args.count, choose=False)
@@ -172,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
             for batch in args.batches:
                 print(f"{model}: batch {batch}, {threads} thread(s) ...", flush=True)
                 rows += timed_rows(bundle, batch, threads, args.calls, args.rounds, x, ref)
-        report["models"][model] = {"auto": picks, "rows": rows}
+        report["models"][model] = {"auto": picks, "rows": rows, "tolerance": judged(bundle)}
         _print(model, rows, picks)
+        _print_tolerance(model, report["models"][model]["tolerance"])
     model = args.models[0]
     report["cold_start"] = cold_start(args.work / model, args.work)
     print(f"\ncold start, {model} FP32 (fresh process: import + load + 1 inference, median of 3):")
@@ -183,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     (args.work / "results.json").write_text(json.dumps(report, indent=2))
     print(f"\n{cpu_model()}, {os.cpu_count()} cores; {args.work / 'results.json'}")
     return 0
+
+
+def _print_tolerance(model: str, rows: list[dict]) -> None:
+    print(f"\n{model}: tolerance against PyTorch FP32 on 128 sample crops")
+    for r in rows:
+        print(f"  {r['backend']:<12} {r['precision']:<5} {r['artifact']:<20} {'pass' if r['passed'] else 'FAIL'}  "
+              f"SQNR {r['sqnr_db']:5.1f} dB  top-1 {r['top1_agreement']:.3f} of {r['decisive']} decisive  {r['reason']}")
 
 
 def _print(model: str, rows: list[dict], picks: dict) -> None:
