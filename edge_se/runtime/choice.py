@@ -76,11 +76,16 @@ class Candidate(NamedTuple):
     artifact: str
 
 
-def installed_backends() -> list[str]:
-    """The choosable backends that can run here (OpenVINO installed, TensorRT with a GPU)."""
+def usable(backend: str) -> bool:
+    """``backend`` can load here: its package is installed (and, for TensorRT, a GPU is present)."""
     from edge_se.runtime.backends.probe import installed, tensorrt_available
 
-    return [b for b in CHOOSABLE if (tensorrt_available() if b == "tensorrt" else installed(b))]
+    return tensorrt_available() if backend == "tensorrt" else installed(backend)
+
+
+def installed_backends() -> list[str]:
+    """The choosable backends that can run here (OpenVINO installed, TensorRT with a GPU)."""
+    return [b for b in CHOOSABLE if usable(b)]
 
 
 def candidates(artifacts: dict[str, dict[str, Any]], backends: list[str], precisions: list[str]) -> list[Candidate]:
@@ -88,13 +93,15 @@ def candidates(artifacts: dict[str, dict[str, Any]], backends: list[str], precis
     bf16 (the FP32 file) on OpenVINO only, fp16 files on ONNX Runtime and TensorRT."""
     from pathlib import Path
 
-    from edge_se.runtime.source import BACKEND_PRECISIONS, SUFFIXES, runs_on
+    from edge_se.errors import InputError
+    from edge_se.runtime.source import SUFFIXES, check_precision, runs_on
 
     out = []
     for backend in backends:
         for precision in precisions:
-            allowed = BACKEND_PRECISIONS.get(backend)
-            if (allowed is not None and precision not in allowed) or (precision == "bf16" and allowed is None):
+            try:
+                check_precision(backend, precision)
+            except InputError:  # a precision this backend does not run (bf16 off OpenVINO, fp16 on it)
                 continue
             want = "fp32" if precision == "bf16" else precision
             for name in sorted(artifacts):

@@ -21,7 +21,7 @@ from edge_se.preprocess import PreprocessSpec
 from edge_se.trust import confined_path
 from edge_se.runtime.backends.base import TensorSpec, dims_from
 from edge_se.runtime import choice
-from edge_se.runtime.backends.probe import installed, require_openvino, require_tensorrt, require_torch, tensorrt_available
+from edge_se.runtime.backends.probe import require_openvino, require_tensorrt, require_torch, tensorrt_available
 
 BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt", "torchscript")
 _ALIASES = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt", "ts": "torchscript"}
@@ -211,14 +211,14 @@ def _from_bundle(root, backend, precision, artifact, preprocessing, labels, veri
     chosen = False
     if backend == "auto":
         saved = None if artifact is not None else choice.lookup(bundle.manifest, bundle.artifacts, precision or "fp32", notes)
-        if saved is not None and _usable(saved.backend):
+        if saved is not None and choice.usable(saved.backend):
             backend, artifact, chosen = saved.backend, saved.artifact, True
             notes.append(f"backend {backend} and {artifact}: the bundle's saved choice for this CPU"
                          + (f" (p50 {saved.p50_ms:g} ms)" if saved.p50_ms is not None else ""))
         elif saved is not None:
             notes.append(f"the saved choice {saved.backend} is not usable here (not installed): using the default")
         if chosen:
-            pass
+            pass  # the saved choice named backend and artifact
         elif artifact is not None:
             backend = SUFFIXES.get(Path(artifact).suffix, "onnxruntime")
         elif precision == "bf16":
@@ -259,11 +259,6 @@ def _from_bundle(root, backend, precision, artifact, preprocessing, labels, veri
         input_shape=tuple(int(d) for d in shape) if shape else None, verified=verify and not defer,
         bundle_root=bundle.root, notes=notes, pending=pending, compute=compute, chosen=chosen,
     )
-
-
-def _usable(backend: str) -> bool:
-    """A saved choice's backend can load here (its package, and for TensorRT a GPU)."""
-    return tensorrt_available() if backend == "tensorrt" else installed(backend)
 
 
 def _pick(bundle: Bundle, backend: str, precision: str | None, notes: list[str], artifact: str | None = None) -> str:
