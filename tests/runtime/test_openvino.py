@@ -277,3 +277,45 @@ def test_bench_comparison_bad_input_is_one_line_exit_2(bundle_dir, args, message
 
 def test_missing_bf16_names_both_instruction_sets():
     assert "avx512_bf16" in missing_bf16(frozenset({"sse2"})) and "amx_bf16" in missing_bf16(frozenset({"sse2"}))
+
+
+def _int8_conv_minus_its_mean(path, channels: int = 16) -> None:
+    """A dynamic-batch Q/DQ graph: INT8 Conv, then ``y = x - mean(x)`` over H, W (SimAM's energy)."""
+    from onnx import TensorProto, numpy_helper as nh
+
+    rng = np.random.default_rng(0)
+    inits = [nh.from_array(rng.standard_normal((channels, 3, 3, 3)).astype(np.float32), "w"),
+             nh.from_array(np.float32(0.02), "xs"), nh.from_array(np.int8(0), "zp"),
+             nh.from_array(np.full(channels, 0.01, np.float32), "ws"), nh.from_array(np.zeros(channels, np.int8), "wzp")]
+    nodes = [oh.make_node("QuantizeLinear", ["x", "xs", "zp"], ["xq"]), oh.make_node("DequantizeLinear", ["xq", "xs", "zp"], ["xd"]),
+             oh.make_node("QuantizeLinear", ["w", "ws", "wzp"], ["wq"], axis=0),
+             oh.make_node("DequantizeLinear", ["wq", "ws", "wzp"], ["wd"], axis=0),
+             oh.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1]),
+             oh.make_node("ReduceMean", ["c"], ["m"], keepdims=1, axes=[2, 3]), oh.make_node("Sub", ["c", "m"], ["y"])]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", channels, 8, 8])], inits)
+    onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)]), str(path))
+
+
+def test_int8_is_compiled_per_static_batch_where_dynamic_batch_computes_wrong_results(tmp_path):
+    """OpenVINO 2026.4 returns ``x`` for ``x - mean(x)`` after an INT8 Conv when the batch is
+    dynamic; the INT8 runner compiles one static model per batch size (LRU of STATIC_BATCHES)."""
+    import onnxruntime as ort
+
+    from edge_se.runtime.backends.openvino import STATIC_BATCHES, OpenVinoRunner, OvOptions
+
+    path = tmp_path / "q.onnx"
+    _int8_conv_minus_its_mean(path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    runner = OpenVinoRunner(path, OvOptions("int8", threads=1))
+    assert runner.inputs[0].batch_range == (1, None)
+    batches = list(range(1, STATIC_BATCHES + 3))
+    for n in batches:
+        x = np.random.default_rng(n).standard_normal((n, 3, 8, 8)).astype(np.float32)
+        want = session.run(None, {"x": x})[0]
+        got = runner.infer({"x": x})[0]
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert runner.describe()["static_batches"] == batches[-STATIC_BATCHES:]
+    assert len(runner._requests) == STATIC_BATCHES  # the dropped models' requests went with them
+    runner.close()

@@ -5,12 +5,22 @@ compiled model is thread-safe, an infer request is not). The inference precision
 given explicitly: OpenVINO's own default on CPUs with BF16 instructions is BF16, which would
 turn an FP32 artifact into a BF16 run without a word. ``bf16`` is asked for by name; INT8
 artifacts (Q/DQ files) run their quantized parts as INT8 kernels and the rest in FP32.
+
+INT8 files are compiled for one static batch size at a time (on first use of that size; the
+:data:`STATIC_BATCHES` most recently used are kept). OpenVINO 2026.4's CPU plugin computes
+``x - mean(x)`` after an INT8 convolution whose output is not requantized wrongly when the batch
+is dynamic, bounded or not (it returns ``x``; SimAM's energy: logit SQNR 9 dB on simam_resnet18's
+TensorRT-ready file, 32 dB on ONNX Runtime), and right when the shape is static or its
+low-precision transformations are off. ``OvOptions(static_batch=False)`` keeps one dynamic model
+(the runtime does so for edge-se's CPU-fast INT8 file, which requantizes every output). FP32 and
+BF16 (no low-precision transformations) keep one dynamic-batch compiled model.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -23,6 +33,8 @@ from edge_se.runtime.backends.base import TensorSpec
 #: runtime precision -> OpenVINO's INFERENCE_PRECISION_HINT (INT8 files keep their float parts FP32)
 HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
 PERFORMANCE_HINTS = ("latency", "throughput")
+#: static-batch compiled models an INT8 runner keeps (least recently used dropped first)
+STATIC_BATCHES = 4
 
 
 @dataclass(frozen=True)
@@ -33,12 +45,19 @@ class OvOptions:
     ``INFERENCE_NUM_THREADS`` (``None``: its default, every core). ``performance``: ``latency``
     (one stream: the fastest single call) or ``throughput`` (several streams, for concurrent
     callers). ``cache_dir``: OpenVINO's compiled-model cache (``CACHE_DIR``), for faster loads.
+    ``static_batch``: one compiled model per batch size (``None``: for INT8; module doc).
     """
 
     precision: str = "fp32"
     threads: int | None = None
     performance: str = "latency"
     cache_dir: str | None = None
+    static_batch: bool | None = None
+
+    @property
+    def static(self) -> bool:
+        """Compile one static-batch model per batch size (default: for INT8; see the module doc)."""
+        return self.precision == "int8" if self.static_batch is None else self.static_batch
 
     def __post_init__(self) -> None:
         if self.precision not in HINTS:
@@ -129,44 +148,82 @@ class OpenVinoRunner:
 
     def __init__(self, path: str | Path, options: OvOptions | None = None):
         ov = _openvino()
+        self._ov = ov
         self.options = options or OvOptions()
         self.path = Path(path)
         self.core = ov.Core()
         if self.options.precision == "bf16":
             check_bf16(self.core)
         try:
-            model = self.core.read_model(str(self.path))
+            self.model = self.core.read_model(str(self.path))
         except RuntimeError as e:
             raise BundleError(f"OpenVINO {ov.__version__} cannot read the ONNX file {self.path} ({reason(e)}); "
                               "run it on --backend onnxruntime, or re-export it ('edge-se export')") from None
-        try:
-            if self.options.cache_dir is not None:  # the cache is keyed by the file: compile from the path
-                self.compiled = self.core.compile_model(str(self.path), "CPU", self.options.config())
-            else:
-                self.compiled = self.core.compile_model(model, "CPU", self.options.config())
-        except RuntimeError as e:
-            raise BundleError(f"OpenVINO {ov.__version__} cannot compile {self.path} for the CPU ({reason(e)}); "
-                              "run it on --backend onnxruntime") from None
         self.version = ov.__version__
-        self.inputs = [_spec(p) for p in self.compiled.inputs]
-        self.outputs = [_spec(p) for p in self.compiled.outputs]
-        self._local = threading.local()
+        self.inputs = [_spec(p) for p in self.model.inputs]
+        self.outputs = [_spec(p) for p in self.model.outputs]
         self._lock = threading.Lock()
-        self._requests: list = []
+        self._requests: list = []  # (compiled model, infer request) of every thread, for close()
+        self._local = threading.local()
+        self._static: OrderedDict[int, object] = OrderedDict()
+        dynamic = any(s.shape and s.shape[0] is None for s in self.inputs)
+        self.static = self.options.static and dynamic
+        self.compiled = self._compile(self.inputs[0].batch_range[0] if self.static else None)
+        if self.static:
+            self._static[self.inputs[0].batch_range[0]] = self.compiled
 
-    def _request(self):
-        req = getattr(self._local, "request", None)
-        if req is None:
-            req = self._local.request = self.compiled.create_infer_request()
+    def _compile(self, batch: int | None):
+        """Compile the model, for a static ``batch`` when given (else as the file says)."""
+        model = self.model
+        if batch is not None:
+            model = self.model.clone()
+            model.reshape({port: self._ov.PartialShape([batch, *spec.shape[1:]])
+                           for port, spec in zip(model.inputs, self.inputs) if spec.shape and spec.shape[0] is None})
+        try:
+            if self.options.cache_dir is not None and batch is None:  # keyed by the file: compile from the path
+                return self.core.compile_model(str(self.path), "CPU", self.options.config())
+            return self.core.compile_model(model, "CPU", self.options.config())
+        except RuntimeError as e:
+            raise BundleError(f"OpenVINO {self.version} cannot compile {self.path} for the CPU ({reason(e)}); "
+                              "run it on --backend onnxruntime") from None
+
+    def _compiled_for(self, batch: int):
+        """The static compiled model of ``batch`` (compiled on first use; LRU of STATIC_BATCHES)."""
+        with self._lock:
+            compiled = self._static.get(batch)
+            if compiled is not None:
+                self._static.move_to_end(batch)
+                return compiled
+        compiled = self._compile(batch)
+        with self._lock:
+            compiled = self._static.setdefault(batch, compiled)
+            self._static.move_to_end(batch)
+            while len(self._static) > STATIC_BATCHES:
+                _, dropped = self._static.popitem(last=False)
+                self._requests = [(c, r) for c, r in self._requests if c is not dropped]
+        return compiled
+
+    def _request(self, compiled):
+        cache = getattr(self._local, "requests", None)
+        if cache is None:
+            cache = self._local.requests = {}
+        entry = cache.get(id(compiled))
+        if entry is None or entry[0] is not compiled:
+            entry = cache[id(compiled)] = (compiled, compiled.create_infer_request())
             with self._lock:
-                self._requests.append(req)
-        return req
+                self._requests.append(entry)
+            for key in [k for k, (c, _) in cache.items() if c is not compiled and c not in self._static.values()]:
+                del cache[key]  # a compiled model the LRU dropped
+        return entry[1]
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         if self.compiled is None:
             raise InputError("this runtime was closed; load it again")
-        result = self._request().infer(dict(feeds), share_outputs=False)
-        return [result[port] for port in self.compiled.outputs]
+        compiled = self.compiled
+        if self.static:
+            compiled = self._compiled_for(int(next(iter(feeds.values())).shape[0]))
+        result = self._request(compiled).infer(dict(feeds), share_outputs=False)
+        return [result[port] for port in compiled.outputs]
 
     def describe(self) -> dict:
         o = self.options
@@ -180,10 +237,12 @@ class OpenVinoRunner:
             "streams": int(self.compiled.get_property("NUM_STREAMS")) if self.compiled else None,
             "performance_hint": o.performance,
             "cache_dir": o.cache_dir,
+            "static_batches": list(self._static) if self.static else None,
         }
 
     def close(self) -> None:
         with self._lock:
             self._requests.clear()
+            self._static.clear()
         self._local = threading.local()
         self.compiled = None
