@@ -7,7 +7,7 @@ import json
 import threading
 import time
 
-from edge_se.runtime.cli_args import add_runtime_arguments, load_runtime
+from edge_se.runtime.cli_args import add_runtime_arguments, check_choices, load_runtime, split_csv
 
 NAME = "bench"
 HELP = "measure latency (p50/p90/p99) and throughput of a bundle on the embedded runtime"
@@ -16,8 +16,6 @@ EXAMPLES = """  edge-se bench bundles/se18 --batch 1 --threads 2 --duration 10
   edge-se bench bundles/se18 --batch 8 --precision int8 --json
   edge-se bench bundles/se18 --concurrency 4 --threads 1
   edge-se bench bundles/se18 --backends all --duration 3 --save-choice"""
-#: precisions ``--backends`` measures unless ``--precisions`` says otherwise
-ALL_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 #: ``--backends`` times every row in this many interleaved rounds of ``--duration / ROUNDS`` s
 #: (the medians of the rounds are reported), all rows loaded at once
 ROUNDS = 5
@@ -36,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="measure every backend x precision x file of the bundle: 'all' (ONNX Runtime, OpenVINO "
                         "when installed, TensorRT with a GPU) or a comma-separated list; each row is timed for "
                         "--duration s in all, in interleaved rounds")
-    g.add_argument("--precisions", metavar="LIST", help=f"with --backends: subset of {','.join(ALL_PRECISIONS)} "
+    g.add_argument("--precisions", metavar="LIST", help="with --backends: subset of fp32,fp16,bf16,int8 "
                                                          "(default: all)")
     g.add_argument("--save-choice", action="store_true",
                    help="with --backends: record the fastest backend and file per precision in the bundle; "
@@ -136,17 +134,6 @@ def example_feeds(rt, batch: int) -> dict:
     return feeds
 
 
-def _csv(text: str | None, allowed: tuple[str, ...], flag: str) -> list[str]:
-    from edge_se.errors import InputError
-
-    values = [t.strip() for t in (text or "").split(",") if t.strip()]
-    bad = [v for v in values if v not in allowed]
-    if bad or not values:
-        raise InputError(f"{flag}: expected 'all' or a comma-separated subset of {','.join(allowed)}, "
-                         f"found {text!r}")
-    return values
-
-
 def compare(args: argparse.Namespace) -> int:
     """``--backends``: every backend x precision x file, the fastest per precision marked (and saved)."""
     from pathlib import Path
@@ -157,6 +144,7 @@ def compare(args: argparse.Namespace) -> int:
     from edge_se.errors import EdgeSEError, InputError
     from edge_se.runtime import Runtime, choice
     from edge_se.runtime.cpu import cpu_model
+    from edge_se.runtime.source import PRECISIONS
 
     if not Path(args.bundle).is_dir():
         raise InputError(f"--backends compares the files of a bundle; {args.bundle} is not a bundle folder")
@@ -164,8 +152,9 @@ def compare(args: argparse.Namespace) -> int:
         raise InputError("--backends measures every backend and file itself; drop --backend, --precision and "
                          "--artifact (or drop --backends to measure one)")
     backends = choice.installed_backends() if args.backends == "all" else \
-        _csv(args.backends, choice.CHOOSABLE, "--backends")
-    precisions = _csv(args.precisions, ALL_PRECISIONS, "--precisions") if args.precisions else list(ALL_PRECISIONS)
+        check_choices(split_csv(args.backends), choice.CHOOSABLE, "--backends (or 'all')")
+    precisions = check_choices(split_csv(args.precisions), PRECISIONS, "--precisions") if args.precisions \
+        else list(PRECISIONS)
     bundle = Bundle.open(args.bundle)
     jobs = choice.candidates(bundle.artifacts, backends, precisions)
     if not jobs:

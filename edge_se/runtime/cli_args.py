@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 import argparse
+from typing import Sequence
 
 BACKEND_CHOICES = ("auto", "onnxruntime", "openvino", "tensorrt", "torchscript")
+
+
+def check_choices(values: Sequence[str], allowed: Sequence[str], flag: str) -> list[str]:
+    """``values`` when each is one of ``allowed`` (and there is one at least), else a one-line InputError."""
+    from edge_se.errors import InputError
+
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise InputError(f"{flag}: expected a comma-separated subset of {','.join(allowed)}, "
+                         f"found {','.join(values) or 'nothing'}")
+    return list(values)
+
+
+def split_csv(text: str | None) -> list[str]:
+    """The non-empty comma-separated items of ``text``."""
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:

@@ -24,13 +24,14 @@ import numpy as np
 
 from edge_se.errors import EdgeSEError, InputError, MissingDependencyError
 from edge_se.manifest import TENSORRT_ENGINE
+from edge_se.runtime.cli_args import check_choices, split_csv
+from edge_se.runtime.source import BACKEND_PRECISIONS as RUNTIME_PRECISIONS, PRECISIONS
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 POLICIES = ("all", "keep-gates", "auto")
 BACKENDS = ("ort", "ov", "trt", "torchscript")
 RUNTIME_BACKEND = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt", "torchscript": "torchscript"}
 #: precisions a backend runs in the matrix (bf16 is OpenVINO's, on the FP32 file; the others run every file)
-BACKEND_PRECISIONS = {"ov": ("fp32", "bf16", "int8"), "torchscript": ("fp32",)}
+BACKEND_PRECISIONS = {"ov": RUNTIME_PRECISIONS["openvino"], "torchscript": ("fp32",)}
 #: calibration for INT8 variants the matrix creates (the bundle's own INT8 files keep theirs):
 #: minmax. The stage's default (``auto``, a measured choice per file) is not re-run here; moving
 #: the matrix onto the quantize stage's public API is part of issue 14.
@@ -424,9 +425,9 @@ def run_matrix(
     from edge_se.validate.fidelity import torch_reference_gates
     from edge_se.validate.reference import reference_module
 
-    _check_choices(precisions, PRECISIONS, "--precisions")
-    _check_choices(policies, POLICIES, "--policies")
-    _check_choices(backends, BACKENDS, "--backends")
+    check_choices(precisions, PRECISIONS, "--precisions")
+    check_choices(policies, POLICIES, "--policies")
+    check_choices(backends, BACKENDS, "--backends")
     if not batch_sizes or any(int(b) < 1 for b in batch_sizes):
         raise InputError(f"--batch-sizes must be positive integers, got {list(batch_sizes)}")
     if latency_seconds <= 0:
@@ -505,12 +506,6 @@ def run_matrix(
     return report
 
 
-def _check_choices(values: Sequence[str], allowed: Sequence[str], flag: str) -> None:
-    bad = [v for v in values if v not in allowed]
-    if bad or not values:
-        raise InputError(f"{flag}: expected a comma-separated subset of {','.join(allowed)}, found {','.join(values) or 'nothing'}")
-
-
 # -- command line (wired into ``edge-se validate`` by the lead) --------------------------
 
 MATRIX_FLAGS = ("out", "digits", "labels", "precisions", "policies", "backends", "batch_sizes", "limit",
@@ -518,13 +513,9 @@ MATRIX_FLAGS = ("out", "digits", "labels", "precisions", "policies", "backends",
 DEFAULT_LATENCY_SECONDS = 2.0
 
 
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 def _ints(text: str) -> list[int]:
     try:
-        return [int(t) for t in _csv(text)]
+        return [int(t) for t in split_csv(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
@@ -541,10 +532,10 @@ def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
                    help="labels for --images: class names (one per line, sub-folders named after them) or "
                         "'relative/path,class_index' lines; without it, class sub-folders in sorted order")
     g.add_argument("--digits", action="store_true", help="measure accuracy on digits-hard (the digits nets)")
-    g.add_argument("--precisions", type=_csv, metavar="LIST", help=f"subset of {','.join(PRECISIONS)} (default: all)")
-    g.add_argument("--policies", type=_csv, metavar="LIST",
+    g.add_argument("--precisions", type=split_csv, metavar="LIST", help=f"subset of {','.join(PRECISIONS)} (default: all)")
+    g.add_argument("--policies", type=split_csv, metavar="LIST",
                    help=f"INT8 precision policies, subset of {','.join(POLICIES)} (default: all)")
-    g.add_argument("--backends", type=_csv, metavar="LIST",
+    g.add_argument("--backends", type=split_csv, metavar="LIST",
                    help=f"subset of {','.join(BACKENDS)} (default: ort; ov is OpenVINO, which adds bf16 rows)")
     g.add_argument("--out", metavar="DIR", help="report folder (default: BUNDLE/report)")
     g.add_argument("--batch-sizes", type=_ints, metavar="LIST", help="latency batch sizes (default: 1,8)")

@@ -266,7 +266,7 @@ def test_a_saved_choice_openvino_cannot_compile_falls_back_to_onnxruntime(tmp_pa
 
 @pytest.mark.parametrize("args, message", [
     (("--backends", "all", "--backend", "openvino"), "drop --backend"),
-    (("--backends", "cuda"), "--backends: expected 'all' or a comma-separated subset"),
+    (("--backends", "cuda"), "--backends (or 'all'): expected a comma-separated subset"),
     (("--backends", "all", "--precisions", "fp8"), "--precisions: expected"),
     (("--save-choice",), "go with --backends"),
 ])
