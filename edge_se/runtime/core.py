@@ -376,7 +376,7 @@ def _openvino_runner(source: Source, threads: int | None, cache_dir) -> Runner:
     source.complete_verification()
     precision = source.precision if source.precision in ("bf16", "int8") else "fp32"
     # the CPU-fast INT8 file requantizes every convolution's output: correct with a dynamic batch
-    # (all 20 zoo models) and 13-19 % faster so than static on se_resnet50; any other INT8 file is
+    # (all 20 zoo models) and 13-28 % slower static on se_resnet50; any other INT8 file is
     # compiled per static batch (OvOptions.static)
     static = False if precision == "int8" and source.record.get("backend") == "onnxruntime" else None
     return OpenVinoRunner(source.path, OvOptions(precision, threads, cache_dir=None if cache_dir is None else str(cache_dir),
