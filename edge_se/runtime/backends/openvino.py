@@ -163,14 +163,13 @@ class OpenVinoRunner:
         self.inputs = [_spec(p) for p in self.model.inputs]
         self.outputs = [_spec(p) for p in self.model.outputs]
         self._lock = threading.Lock()
-        self._requests: list = []  # (compiled model, infer request) of every thread, for close()
-        self._local = threading.local()
-        self._static: OrderedDict[int, object] = OrderedDict()
-        dynamic = any(s.shape and s.shape[0] is None for s in self.inputs)
-        self.static = self.options.static and dynamic
-        self.compiled = self._compile(self.inputs[0].batch_range[0] if self.static else None)
-        if self.static:
-            self._static[self.inputs[0].batch_range[0]] = self.compiled
+        #: batch size (None: the file's own dynamic batch) -> (compiled model, {thread id: infer request})
+        self._compiled: OrderedDict[int | None, tuple[object, dict[int, object]]] = OrderedDict()
+        self.static = self.options.static and any(s.shape and s.shape[0] is None for s in self.inputs)
+        first = self.inputs[0].batch_range[0] if self.static else None
+        self.compiled = self._compiled_for(first)[0]
+        if not self.static:
+            self.model = None  # one compiled model for good: the read model's weights need not stay
 
     def _compile(self, batch: int | None):
         """Compile the model, for a static ``batch`` when given (else as the file says)."""
@@ -187,42 +186,37 @@ class OpenVinoRunner:
             raise BundleError(f"OpenVINO {self.version} cannot compile {self.path} for the CPU ({reason(e)}); "
                               "run it on --backend onnxruntime") from None
 
-    def _compiled_for(self, batch: int):
-        """The static compiled model of ``batch`` (compiled on first use; LRU of STATIC_BATCHES)."""
+    def _compiled_for(self, batch: int | None):
+        """``(compiled model, requests)`` of ``batch`` (compiled on first use; LRU of STATIC_BATCHES)."""
         with self._lock:
-            compiled = self._static.get(batch)
-            if compiled is not None:
-                self._static.move_to_end(batch)
-                return compiled
+            entry = self._compiled.get(batch)
+            if entry is not None:
+                self._compiled.move_to_end(batch)
+                return entry
         compiled = self._compile(batch)
         with self._lock:
-            compiled = self._static.setdefault(batch, compiled)
-            self._static.move_to_end(batch)
-            while len(self._static) > STATIC_BATCHES:
-                _, dropped = self._static.popitem(last=False)
-                self._requests = [(c, r) for c, r in self._requests if c is not dropped]
-        return compiled
+            entry = self._compiled.setdefault(batch, (compiled, {}))
+            self._compiled.move_to_end(batch)
+            while len(self._compiled) > STATIC_BATCHES:
+                self._compiled.popitem(last=False)  # its infer requests go with it
+        return entry
 
-    def _request(self, compiled):
-        cache = getattr(self._local, "requests", None)
-        if cache is None:
-            cache = self._local.requests = {}
-        entry = cache.get(id(compiled))
-        if entry is None or entry[0] is not compiled:
-            entry = cache[id(compiled)] = (compiled, compiled.create_infer_request())
-            with self._lock:
-                self._requests.append(entry)
-            for key in [k for k, (c, _) in cache.items() if c is not compiled and c not in self._static.values()]:
-                del cache[key]  # a compiled model the LRU dropped
-        return entry[1]
+    @property
+    def _requests(self) -> list:
+        """Every thread's infer request on the compiled models kept."""
+        with self._lock:
+            return [r for _, requests in self._compiled.values() for r in requests.values()]
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         if self.compiled is None:
             raise InputError("this runtime was closed; load it again")
-        compiled = self.compiled
-        if self.static:
-            compiled = self._compiled_for(int(next(iter(feeds.values())).shape[0]))
-        result = self._request(compiled).infer(dict(feeds), share_outputs=False)
+        batch = int(next(iter(feeds.values())).shape[0]) if self.static else None
+        compiled, requests = self._compiled_for(batch)
+        thread = threading.get_ident()  # an infer request is one thread's (a dead thread's id may be reused)
+        request = requests.get(thread)
+        if request is None:
+            request = requests.setdefault(thread, compiled.create_infer_request())
+        result = request.infer(dict(feeds), share_outputs=False)
         return [result[port] for port in compiled.outputs]
 
     def describe(self) -> dict:
@@ -237,12 +231,10 @@ class OpenVinoRunner:
             "streams": int(self.compiled.get_property("NUM_STREAMS")) if self.compiled else None,
             "performance_hint": o.performance,
             "cache_dir": o.cache_dir,
-            "static_batches": list(self._static) if self.static else None,
+            "static_batches": list(self._compiled) if self.static else None,
         }
 
     def close(self) -> None:
         with self._lock:
-            self._requests.clear()
-            self._static.clear()
-        self._local = threading.local()
+            self._compiled.clear()
         self.compiled = None
