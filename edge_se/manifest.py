@@ -11,6 +11,12 @@ from typing import Any
 
 ONNX = "onnx"
 TORCHSCRIPT = "torchscript"
+#: torch.export ``ExportedProgram`` (``model.pt2``)
+TORCH_EXPORT = "torch-export"
+#: AOTInductor package (``model.aoti.pt2``): compiled native code for one CPU architecture
+AOTI_PACKAGE = "aoti-package"
+#: ExecuTorch program with the XNNPACK delegate (``model.pte``)
+EXECUTORCH = "executorch"
 TENSORRT_ENGINE = "tensorrt-engine"
 TENSORRT_CALIBRATION_CACHE = "tensorrt-calibration-cache"
 #: the TensorRT-ready Q/DQ file whose precision decision TensorRT builds honour

@@ -8,11 +8,15 @@ import re
 
 NAME = "export"
 ORDER = 10
-HELP = "export a model to a validated bundle (TorchScript + simplified ONNX)"
+HELP = "export a model to a validated bundle (simplified ONNX, torch.export .pt2, TorchScript)"
 DESCRIPTION = (
-    "Export MODEL to a bundle folder holding model.ts (TorchScript, traced and frozen) and\n"
-    "model.onnx (FP32, simplified), both validated against PyTorch on real images and seeded noise\n"
-    "at batch 1 and a second batch size. Nothing is published unless every check passes.\n\n"
+    "Export MODEL to a bundle folder holding model.onnx (FP32, simplified), model.pt2 (torch.export,\n"
+    "batch 1..--max-batch) and model.ts (TorchScript, traced and frozen; deprecated in torch 2.14),\n"
+    "each validated against PyTorch on real images and seeded noise at batch 1 and a second batch size.\n"
+    "Nothing is published unless every check passes. A model torch.export cannot capture still gets\n"
+    "its bundle without model.pt2 (one note line; the log in the bundle's logs/) unless --formats\n"
+    "names pt2. Opt-in formats: aoti (an AOTInductor package, model.aoti.pt2: needs a C++ compiler)\n"
+    "and pte (ExecuTorch with XNNPACK, model.pte: needs 'pip install edge-se[executorch]').\n\n"
     "MODEL is one of: a zoo name (see 'edge-se models'); torchvision:NAME; timm:NAME (needs\n"
     "'pip install edge-se[timm]'); or path/to/file.py:factory (a zero-argument function returning\n"
     "an nn.Module). No weights are ever downloaded: without --checkpoint the model is randomly\n"
@@ -25,7 +29,8 @@ EXAMPLES = """  edge-se export se_resnet50 --input-shape 1x3x224x224 --out bundl
   edge-se export torchvision:efficientnet_b0 --input-shape 1x3x224x224 --out bundles/effb0 --images photos/
   edge-se export my_net.py:build --checkpoint best.pt --input-shape 1x3x160x160 --out bundles/mine
   edge-se export se_resnet18 --input-shape=-1x3x224x224 --out bundles/se18   (-1: dynamic batch)
-  edge-se export --recipe export/desktop-fp16-trt10.toml --out bundles/desk"""
+  edge-se export --recipe export/desktop-fp16-trt10.toml --out bundles/desk
+  edge-se export se_resnet50 --formats onnx,pt2,aoti,pte --max-batch 8 --out bundles/se50-all"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,6 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-tracer-warnings", action="store_true",
                    help="export even when tracing warns that a data-dependent branch or value was frozen "
                    "(TracerWarning); the warnings are recorded in the manifest (model.tracer_warnings)")
+    p.add_argument("--formats", help="comma-separated artifacts, each then required: onnx (always), ts, pt2, aoti, pte "
+                   "(default onnx,ts,pt2 with pt2 best effort); aoti and pte imply pt2")
+    p.add_argument("--max-batch", type=int, default=8,
+                   help="top of the batch range of the torch.export artifacts (pt2, aoti, pte; default 8); ONNX keeps an open batch")
     p.add_argument("--json", action="store_true", help="print the manifest's summary as JSON on stdout")
     # let '--input-shape -1x3x224x224' through as a value, like argparse does for '-1' (private but
     # long-stable attribute; without it, '--input-shape=-1x3x224x224' still works)
@@ -85,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         model, shape, args.out, checkpoint=args.checkpoint, images=args.images, opset=args.opset,
         dynamic_batch=dynamic, force=args.force, exporter=args.exporter, simplifier=args.simplifier,
         trt_version=args.trt_version, labels=args.labels, allow_tracer_warnings=args.allow_tracer_warnings,
+        formats=args.formats, max_batch=args.max_batch,
     )
     print_summary(bundle, as_json=args.json)
     return 0

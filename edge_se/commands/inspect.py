@@ -65,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
     info = inspect_onnx(path, args.trt_version)
     if bundle is not None:
         info["bundle"] = {"model": bundle.manifest.get("model"), "artifacts": {
-            k: {"precision": v["precision"], "format": v["format"], "bytes": sum(f["bytes"] for f in v["files"])}
+            k: {"precision": v["precision"], "format": v["format"], "backend": v.get("backend"),
+                "batch_range": v.get("batch_range"), "bytes": sum(f["bytes"] for f in v["files"])}
             for k, v in bundle.artifacts.items()},
+            "format_failures": {k: v.get("reason") for k, v in (bundle.manifest.get("format_failures") or {}).items()},
             "checks": {"passed": sum(c["passed"] for c in bundle.manifest["checks"]), "total": len(bundle.manifest["checks"])},
             "manifest": str(bundle.root / MANIFEST_NAME)}
     if args.json:
@@ -91,6 +93,13 @@ def run(args: argparse.Namespace) -> int:
     c.print(t)
     if bundle is not None:
         b = info["bundle"]
-        c.print(f"bundle: {len(b['artifacts'])} artifacts ({', '.join(b['artifacts'])}); "
-                f"checks {b['checks']['passed']}/{b['checks']['total']} passed")
+        t = Table("artifact", "format", "precision", "runs on", "batch", "size")
+        for name, a in b["artifacts"].items():
+            batch = a["batch_range"]
+            t.add_row(name, str(a["format"]), str(a["precision"]), str(a["backend"] or ""),
+                      f"{batch[0]}..{batch[1]}" if isinstance(batch, list) and len(batch) == 2 else "", f"{a['bytes'] / 1e6:.1f} MB")
+        c.print(t)
+        for fmt, reason in b["format_failures"].items():
+            c.print(f"  [yellow]not in the bundle[/yellow]: {fmt}: {reason}", soft_wrap=True)
+        c.print(f"bundle: {len(b['artifacts'])} artifacts; checks {b['checks']['passed']}/{b['checks']['total']} passed")
     return 0

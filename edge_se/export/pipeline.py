@@ -13,8 +13,10 @@ from typing import Any, Sequence
 
 from edge_se import progress
 from edge_se.bundle import Bundle, atomic_path, staged_bundle_dir
+from edge_se.manifest import TORCHSCRIPT
 from edge_se.errors import CheckFailed, ImagesError, InputError
 from edge_se.export.checks import check_onnx_file, check_shape_size, io_specs, probe_model
+from edge_se.export.formats import DEFAULT_MAX_BATCH, plan_formats
 from edge_se.export.onnx_export import DEFAULT_OPSET, export_onnx, output_names_for, save_model
 from edge_se.export.outpath import check_out_path
 from edge_se.export.simplify import simplify_model
@@ -23,7 +25,8 @@ from edge_se.export.tracer import describe, tracer_warning_error
 from edge_se.export.trt_ops import DEFAULT_TRT_VERSION, count_ops, op_support
 from edge_se.preprocess import PreprocessSpec, list_images
 from edge_se.validate.reference import state_fingerprint
-from edge_se.validate.check import check_numerics, reference_outputs, load_torchscript, failed_summary, ort_runner, torch_runner, validation_inputs
+from edge_se.validate.check import SECOND_BATCH, check_numerics, reference_outputs, load_torchscript, failed_summary, ort_runner, torch_runner, validation_inputs
+from edge_se.export.torch_formats import torch_export_artifacts, validate_torch_formats
 
 SEED = 0
 
@@ -60,6 +63,8 @@ def export_bundle(
     preprocessing: PreprocessSpec | None = None,
     labels: str | Path | None = None,
     allow_tracer_warnings: bool = False,
+    formats: str | Sequence[str] | None = None,
+    max_batch: int = DEFAULT_MAX_BATCH,
 ) -> Bundle:
     """Export ``model_spec`` to a validated bundle at ``out``; see the module docstring.
 
@@ -75,6 +80,10 @@ def export_bundle(
     from edge_se.models.loading import resolve_model
 
     check_out_path(out)  # before anything is loaded: an unusable --out fails in a second, on one line
+    plan = plan_formats(formats)
+    if dynamic_batch and not SECOND_BATCH <= int(max_batch) <= 4096:
+        raise InputError(f"--max-batch {max_batch} is outside {SECOND_BATCH}..4096 (validation runs batch "
+                         f"{SECOND_BATCH}); pass --static-batch for a fixed batch")
     if images is not None:
         list_images(images)  # fail early and clearly on an empty or missing folder
     if labels is not None and not Path(labels).is_file():
@@ -119,9 +128,11 @@ def export_bundle(
         example = torch.zeros(shape)
         check_x = torch.randn((2, *shape[1:]), generator=torch.Generator().manual_seed(SEED))
         tracer_warnings: list[dict] = []
-        with timed("trace", "Tracing TorchScript"):
-            ts_check = export_torchscript(module, example, stage / "model.ts", check_inputs=[check_x] if dynamic_batch else None,
-                                          tracer_warnings=tracer_warnings)
+        ts_check = None
+        if "ts" in plan:
+            with timed("trace", "Tracing TorchScript"):
+                ts_check = export_torchscript(module, example, stage / "model.ts", check_inputs=[check_x] if dynamic_batch else None,
+                                              tracer_warnings=tracer_warnings)
         if tracer_warnings and not allow_tracer_warnings:
             raise tracer_warning_error(tracer_warnings, "TorchScript tracing")
         out_names = output_names_for(probe["outputs"])
@@ -176,17 +187,20 @@ def export_bundle(
             bundle.manifest["labels"] = bundle.file_entry("labels.txt")
         io = {"inputs": [{"name": "input", "shape": [("batch" if dynamic_batch else shape[0]), *shape[1:]], "dtype": "float32"}],
               "outputs": outputs_spec}
-        bundle.add_artifact("model.ts", stage="export", format="torchscript", precision="fp32", backend="torchscript",
-                            policy=None, exporter="torch.jit.trace+freeze", **io)
+        if ts_check is not None:
+            bundle.add_artifact("model.ts", stage="export", format=TORCHSCRIPT, precision="fp32", backend="torchscript",
+                                policy=None, exporter="torch.jit.trace+freeze", **io)
         bundle.add_artifact("model.onnx", stage="export", format="onnx", precision="fp32", backend="onnxruntime",
                             extra_files=extra_files, policy=None, opset=opset_used, exporter=info["exporter"],
                             simplifier=simp, inputs=inputs_spec, outputs=outputs_spec,
                             tensorrt_ops={"trt_version": ops["trt_version"], "table": ops["table"], "note": ops["note"],
                                           "unsupported": ops["unsupported"], "unknown": ops["unknown"]})
-        bundle.record_check({**ts_check, "artifact": "model.ts"})
+        if ts_check is not None:
+            bundle.record_check({**ts_check, "artifact": "model.ts"})
         bundle.record_check({**onnx_check, "artifact": "model.onnx"})
+        torch_export_artifacts(bundle, module, plan, shape, dynamic_batch, max_batch, io, timed, out)
 
-        with timed("validate", "Validating against PyTorch on ONNX Runtime"):
+        with timed("validate", "Validating every artifact against PyTorch"):
             validate_fp32(bundle, module, images=images)
         bundle.save()
         failed = [c for c in bundle.manifest["checks"] if not c["passed"]]
@@ -211,9 +225,10 @@ def _note_tracer_warnings(found: list[dict]) -> None:
 
 
 def validate_fp32(bundle: Bundle, module, images: str | Path | None = None) -> list[dict[str, Any]]:
-    """Numerics of model.onnx (ORT) and model.ts (TorchScript) against eager PyTorch.
+    """Numerics of model.onnx (ORT), model.ts (TorchScript) and the rest against eager PyTorch.
 
-    Besides real images and noise, a ``scaled`` set (noise x0.1, x10, negated) exercises a branch
+    The torch.export artifacts (``model.pt2``, ``model.aoti.pt2``, ``model.pte``) are checked too,
+    each through the runtime backend that runs it. Besides real images and noise, a ``scaled`` set (noise x0.1, x10, negated) exercises a branch
     on the input's sign or scale that the trace may have frozen.
     """
     shape = bundle.section("model")["input_shape"]
@@ -223,8 +238,10 @@ def validate_fp32(bundle: Bundle, module, images: str | Path | None = None) -> l
     ref = reference_outputs(torch_runner(module), inputs)
     names = [o["name"] for o in bundle.artifact("model.onnx")["outputs"]]
     checks = check_numerics("model.onnx", ort_runner(bundle.verify("model.onnx")), ref, inputs, desc, "fp32", dynamic, names)
-    ts = load_torchscript(bundle.verify("model.ts"))
-    checks += check_numerics("model.ts", torch_runner(ts), ref, inputs, desc, "fp32", dynamic, names, backend="torchscript")
+    if "model.ts" in bundle.artifacts:
+        ts = load_torchscript(bundle.verify("model.ts"))
+        checks += check_numerics("model.ts", torch_runner(ts), ref, inputs, desc, "fp32", dynamic, names, backend="torchscript")
+    checks += validate_torch_formats(bundle, ref, inputs, desc)
     for c in checks:
         bundle.record_check(c)
     return checks

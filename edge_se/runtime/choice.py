@@ -91,10 +91,8 @@ def installed_backends() -> list[str]:
 def candidates(artifacts: dict[str, dict[str, Any]], backends: list[str], precisions: list[str]) -> list[Candidate]:
     """Every (backend, precision, artifact) the bundle can run: each INT8 file on each backend,
     bf16 (the FP32 file) on OpenVINO only, fp16 files on ONNX Runtime and TensorRT."""
-    from pathlib import Path
-
     from edge_se.errors import InputError
-    from edge_se.runtime.source import SUFFIXES, check_precision, runs_on
+    from edge_se.runtime.source import check_precision, file_kind, runs_on
 
     out = []
     for backend in backends:
@@ -105,7 +103,7 @@ def candidates(artifacts: dict[str, dict[str, Any]], backends: list[str], precis
                 continue
             want = "fp32" if precision == "bf16" else precision
             for name in sorted(artifacts):
-                kind = SUFFIXES.get(Path(name).suffix)
+                kind = file_kind(name)
                 if kind and runs_on(kind, backend) and artifacts[name].get("precision") == want:
                     out.append(Candidate(backend, precision, name))
     return out

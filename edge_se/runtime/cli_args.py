@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-BACKEND_CHOICES = ("auto", "onnxruntime", "openvino", "tensorrt", "torchscript")
+BACKEND_CHOICES = ("auto", "onnxruntime", "openvino", "tensorrt", "torchscript", "pt2", "aoti", "executorch")
 
 
 def check_choices(values: Sequence[str], allowed: Sequence[str], flag: str) -> list[str]:

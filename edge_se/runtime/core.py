@@ -152,10 +152,8 @@ class Runtime:
             inputs, outputs = source.manifest_specs("inputs"), source.manifest_specs("outputs")
             if not inputs:
                 inputs = [_spec_from_preprocessing(source)]
-            if source.backend == "torchscript":
-                from edge_se.runtime.backends.torchscript import TorchScriptRunner
-
-                runner = TorchScriptRunner(source.path, inputs, outputs, threads=threads)
+            if source.backend in ("torchscript", "pt2", "aoti", "executorch"):
+                runner = torch_file_runner(source.backend, source.path, source.record, inputs, outputs, threads)
             else:
                 from edge_se.runtime.backends.tensorrt import TensorRTBackend
 
@@ -342,6 +340,25 @@ def _caller_level() -> int:
     while frame is not None and frame.f_code.co_filename == __file__:
         level, frame = level + 1, frame.f_back
     return level
+
+
+def torch_file_runner(backend: str, path: Path, record: dict, inputs: list[TensorSpec], outputs: list[TensorSpec],
+                      threads: int | None = None) -> Runner:
+    """The runner of a TorchScript, torch.export, AOTInductor or ExecuTorch file (``record``: its manifest entry)."""
+    if backend == "torchscript":
+        from edge_se.runtime.backends.torchscript import TorchScriptRunner
+
+        return TorchScriptRunner(path, inputs, outputs, threads=threads)
+    if backend == "executorch":
+        from edge_se.runtime.backends.executorch import ExecuTorchRunner
+
+        return ExecuTorchRunner(path, inputs, outputs, threads=threads,
+                                batch_range=inputs[0].batch_range if inputs else (1, None))
+    from edge_se.runtime.backends.torch_export import AotiRunner, ExportedProgramRunner
+
+    if backend == "aoti":
+        return AotiRunner(path, inputs, outputs, threads=threads, built=record)
+    return ExportedProgramRunner(path, inputs, outputs, threads=threads)
 
 
 def _ort_runner(source: Source, options, cache_dir, verify: bool) -> Runner:

@@ -23,9 +23,15 @@ from edge_se.runtime.backends.base import TensorSpec, dims_from
 from edge_se.runtime import choice
 from edge_se.runtime.backends.probe import require_openvino, require_tensorrt, require_torch, tensorrt_available
 
-BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt", "torchscript")
-_ALIASES = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt", "ts": "torchscript"}
-SUFFIXES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".ts": "torchscript"}
+BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt", "torchscript", "pt2", "aoti", "executorch")
+_ALIASES = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt", "ts": "torchscript", "et": "executorch",
+            "pte": "executorch"}
+SUFFIXES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".ts": "torchscript",
+            ".pt2": "pt2", ".pte": "executorch"}
+#: an AOTInductor package is a ``.pt2`` too: told apart by its double suffix
+AOTI_SUFFIX = ".aoti.pt2"
+#: backends that need torch (and run only when asked for)
+TORCH_BACKENDS = ("torchscript", "pt2", "aoti")
 #: backends that run a file kind besides its own (OpenVINO compiles ONNX files)
 ALSO_RUNS = {"onnxruntime": ("openvino",)}
 #: ``bf16`` is a compute precision of the FP32 artifact on OpenVINO, not a file of its own
@@ -85,14 +91,29 @@ class Source:
             self.verified = True
 
     def manifest_specs(self, key: str) -> list[TensorSpec]:
-        """``inputs`` or ``outputs`` of the artifact record (used by TorchScript and TensorRT)."""
+        """``inputs`` or ``outputs`` of the artifact record (used by the torch backends and TensorRT).
+
+        A record's ``batch_range`` ([min, max], torch.export artifacts) bounds a dynamic batch."""
         specs = []
+        batch = self.record.get("batch_range")
         for i, item in enumerate(self.record.get(key) or []):
             try:
-                specs.append(TensorSpec(str(item["name"]), dims_from(item["shape"]), np.dtype(item.get("dtype", "float32"))))
-            except (KeyError, TypeError) as e:
+                dims = dims_from(item["shape"])
+                lo_hi = (1, None)
+                if isinstance(batch, list) and len(batch) == 2 and dims and dims[0] is None:
+                    lo_hi = (int(batch[0]), None if batch[1] is None else int(batch[1]))
+                specs.append(TensorSpec(str(item["name"]), dims, np.dtype(item.get("dtype", "float32")), lo_hi))
+            except (KeyError, TypeError, ValueError) as e:
                 raise BundleError(f"manifest record of {self.artifact}: {key}[{i}] is malformed ({e})") from None
         return specs
+
+
+def file_kind(name: str | os.PathLike[str]) -> str | None:
+    """The backend that runs a file of this name (a :data:`SUFFIXES` value), None if unknown."""
+    low = str(name).lower()
+    if low.endswith(AOTI_SUFFIX):
+        return "aoti"
+    return SUFFIXES.get(Path(low).suffix)
 
 
 def normalise_backend(backend: str) -> str:
@@ -168,7 +189,7 @@ def resolve(path: str | os.PathLike[str], backend: str = "auto", *, precision: s
 
 
 def _from_file(path, backend, precision, preprocessing, labels, verify, sha256) -> Source:
-    kind = SUFFIXES.get(path.suffix.lower())
+    kind = file_kind(path)
     if kind is None:
         raise InputError(
             f"cannot tell the format of {path}: expected a bundle folder or a file ending in "
@@ -198,8 +219,12 @@ def _from_file(path, backend, precision, preprocessing, labels, verify, sha256) 
 def _require(kind: str) -> None:
     if kind == "tensorrt":
         require_tensorrt()
-    elif kind == "torchscript":
+    elif kind in TORCH_BACKENDS:
         require_torch()
+    elif kind == "executorch":
+        from edge_se.runtime.backends.executorch import require_executorch
+
+        require_executorch()
     elif kind == "openvino":
         require_openvino()
 
@@ -220,7 +245,7 @@ def _from_bundle(root, backend, precision, artifact, preprocessing, labels, veri
         if chosen:
             pass  # the saved choice named backend and artifact
         elif artifact is not None:
-            backend = SUFFIXES.get(Path(artifact).suffix, "onnxruntime")
+            backend = file_kind(artifact) or "onnxruntime"
         elif precision == "bf16":
             backend = "openvino"
         elif engines and tensorrt_available():
@@ -234,7 +259,7 @@ def _from_bundle(root, backend, precision, artifact, preprocessing, labels, veri
     compute = "bf16" if precision == "bf16" else None
     name = _pick(bundle, backend, "fp32" if compute else precision, notes, artifact)
     record = bundle.artifact(name)
-    if not runs_on(SUFFIXES.get(Path(name).suffix, ""), backend):
+    if not runs_on(file_kind(name) or "", backend):
         raise InputError(f"artifact {name} cannot run on the {backend} backend")
     file = bundle.path(name)
     if not file.is_file():
@@ -270,8 +295,7 @@ def _pick(bundle: Bundle, backend: str, precision: str | None, notes: list[str],
                 f"(--precision {precision} with --artifact {artifact}); pass only one of them"
             )
         return artifact
-    suffixes = [s for s, b in SUFFIXES.items() if runs_on(b, backend)]
-    found = {n: r for n, r in bundle.artifacts.items() if Path(n).suffix in suffixes}
+    found = {n: r for n, r in bundle.artifacts.items() if runs_on(file_kind(n) or "", backend)}
     if not found:
         have = ", ".join(sorted(bundle.artifacts)) or "none"
         extra = {"tensorrt": " (build one with 'edge-se build-engine')"}.get(backend, "")

@@ -7,14 +7,16 @@ from typing import Any
 
 from edge_se.bundle import Bundle
 from edge_se.preprocess import PreprocessSpec
-from edge_se.validate.check import check_numerics, reference_outputs, load_torchscript, ort_runner, torch_runner, validation_inputs
+from edge_se.manifest import AOTI_PACKAGE, EXECUTORCH, TORCH_EXPORT
+from edge_se.validate.check import (check_numerics, load_torchscript, ort_runner, reference_outputs, torch_format_runner,
+                                    torch_runner, validation_inputs)
 from edge_se.validate.reference import ReferenceOptions, reference_module
 
 
 def validate_bundle(
     bundle: Bundle, images: str | Path | None = None, reference: ReferenceOptions | None = None
 ) -> list[dict[str, Any]]:
-    """sha256 of every artifact, then numerics of each ONNX / TorchScript artifact vs PyTorch."""
+    """sha256 of every artifact, then numerics of each ONNX / TorchScript / torch.export artifact vs PyTorch."""
 
     for name in bundle.artifacts:
         bundle.verify(name)
@@ -30,6 +32,8 @@ def validate_bundle(
             fn, backend = ort_runner(bundle.path(name)), "onnxruntime-cpu"
         elif rec["format"] == "torchscript":
             fn, backend = torch_runner(load_torchscript(bundle.path(name))), "torchscript"
+        elif rec["format"] in (TORCH_EXPORT, AOTI_PACKAGE, EXECUTORCH):
+            fn, backend = torch_format_runner(bundle.path(name), name, rec)
         else:
             continue  # engines are validated on their device (edge-se build)
         checks += check_numerics(name, fn, ref, inputs, desc, rec["precision"], model["dynamic_batch"], names, backend)

@@ -85,6 +85,22 @@ def torch_runner(module):
     return fn
 
 
+def torch_format_runner(path: Path, name: str, record: dict[str, Any]):
+    """``(fn, backend)`` for a torch.export / AOTInductor / ExecuTorch artifact, run by its runtime backend."""
+    from edge_se.runtime.core import torch_file_runner
+    from edge_se.runtime.source import Source, file_kind
+
+    backend = file_kind(name) or "pt2"
+    source = Source(backend, path, artifact=name, record=record)
+    inputs, outputs = source.manifest_specs("inputs"), source.manifest_specs("outputs")
+    runner = torch_file_runner(backend, path, record, inputs, outputs)
+
+    def fn(x: np.ndarray) -> list[np.ndarray]:
+        return [np.asarray(o, dtype=np.float32) for o in runner.infer({inputs[0].name: x})]
+
+    return fn, backend
+
+
 def ort_runner(path: Path):
     """``fn(x) -> list[np.ndarray]`` for an ONNX file on ORT CPU (casts to the input's dtype)."""
     sess = ort_session(path)
