@@ -12,6 +12,9 @@ the runtime refuses batches outside it instead of running them unchecked.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import re
 import shutil
 import traceback
@@ -40,12 +43,25 @@ def export_program(module, shape: Sequence[int], *, dynamic_batch: bool, max_bat
     else:
         example, dims = torch.zeros(tuple(shape)), None
     try:
-        with torch.no_grad():
+        with torch.no_grad(), quiet_torch_logs():
             return torch.export.export(module, (example,), dynamic_shapes=dims, strict=False)
     except Exception as e:  # torch.export raises many types: one line with the reason and the place
         err = ExportError(f"torch.export cannot capture {type(module).__name__}: {capture_reason(e)}")
         err.log = "".join(traceback.format_exception(e))
         raise err from None
+
+
+@contextlib.contextmanager
+def quiet_torch_logs():
+    """torch's own log warnings off stderr (the failure, if any, is reported in one line)."""
+    log = logging.getLogger("torch")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # torch prints the failing graph to stderr
+            yield
+    finally:
+        log.setLevel(level)
 
 
 def capture_reason(e: BaseException) -> str:
@@ -97,14 +113,12 @@ def compile_aoti(program, out: Path) -> dict[str, Any]:
         )
     if not str(out).endswith(".pt2"):
         raise ExportError(f"an AOTInductor package must end in .pt2, not {out.name}")
-    import logging
-
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime is found" on CPU hosts
     try:
         # check_lowerbound off: the batch-2 trace makes AOTInductor demand batch >= 2 at run; the
         # runtime's own range check and the batch-1 validation keep batch 1 honest instead
-        torch._inductor.aoti_compile_and_package(program, package_path=str(out),
-                                                 inductor_configs={"aot_inductor.check_lowerbound": False})
+        with quiet_torch_logs():  # e.g. "No CUDA runtime is found" on CPU hosts
+            torch._inductor.aoti_compile_and_package(program, package_path=str(out),
+                                                     inductor_configs={"aot_inductor.check_lowerbound": False})
     except MissingDependencyError:
         raise
     except Exception as e:  # inductor and the C++ compiler fail in many ways: one line, full log kept

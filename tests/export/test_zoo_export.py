@@ -1,4 +1,4 @@
-"""Every zoo model exports to TorchScript + simplified ONNX and passes FP32 validation on ORT."""
+"""Every zoo model exports to simplified ONNX, torch.export .pt2 and TorchScript, each validated against eager."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ def test_zoo_model_exports_and_validates_at_two_batch_sizes(name, export_cached)
     checks = [c for c in bundle.manifest["checks"] if c["name"].startswith("numerics/")]
     batches = {c["batch"] for c in checks if c["artifact"] == "model.onnx"}
     assert batches == {1, 4}
-    assert {c["artifact"] for c in checks} == {"model.onnx", "model.ts"}
+    assert {c["artifact"] for c in checks} == {"model.onnx", "model.ts", "model.pt2"}
+    assert {c["batch"] for c in checks if c["artifact"] == "model.pt2"} == {1, 4}
+    assert {c["backend"] for c in checks if c["artifact"] == "model.pt2"} == {"pt2"}
+    assert bundle.artifact("model.pt2")["batch_range"] == [1, 8]
     assert all(c["passed"] for c in checks), [c["reason"] for c in checks if not c["passed"]]
     real = [c for c in checks if c["name"].startswith("numerics/real")]
     assert real and all("sample images" in c["inputs"] for c in real)
@@ -43,4 +46,4 @@ def test_manifest_lists_hashes_io_opset_tools_and_preprocessing(export_cached):
     assert m["preprocessing"]["crop"] == [64, 64] and m["preprocessing"]["color"] == "RGB"
     assert m["model"]["weights"].startswith("random init")
     assert set(m["timings"]) >= {"trace", "export", "simplify", "validate"}
-    assert sorted(p.name for p in bundle.root.iterdir()) == ["manifest.json", "model.onnx", "model.ts"]
+    assert sorted(p.name for p in bundle.root.iterdir()) == ["manifest.json", "model.onnx", "model.pt2", "model.ts"]

@@ -2,11 +2,11 @@
 
 ``torch.export.load`` is not safe on untrusted files (torch's own docs say so): it falls back to
 full pickle for sample inputs and pickled constants, runs ``pickle.loads`` on opaque objects,
-``sympy.sympify`` (which evaluates Python) on shape expressions, and resolves every node's target
-by attribute lookup on ``torch``. Before loading, :func:`check_exported_program` reads the archive
+``sympy.sympify`` (which evaluates Python) on shape expressions, ``exec`` on a program's
+``guards_code``, and resolves every node's target by attribute lookup on ``torch``. Before loading, :func:`check_exported_program` reads the archive
 as data and refuses anything beyond an ATen graph of plain tensors: a pickled weight or constant,
 a custom or opaque object, a pickle that ``torch.load(weights_only=True)`` refuses, a shape
-expression outside a small sympy vocabulary, or an operator outside ``torch.ops.aten``/``prims``
+expression outside a small sympy vocabulary, any ``guards_code``, or an operator outside ``torch.ops.aten``/``prims``
 and ``_operator``. Checking a .pt2 needs torch (for the restricted unpickler).
 """
 
@@ -119,6 +119,8 @@ def _expressions(obj: Any) -> Iterator[str]:
 
 
 def _check_program(where: str, name: str, doc: Any) -> None:
+    if isinstance(doc, dict) and doc.get("guards_code"):
+        _refuse(where, name, "a program with guards_code (Python source that torch compiles and runs)")
     for node in _nodes(doc):
         target = node.get("target")
         if not isinstance(target, str) or not target.startswith(_TARGET_PREFIXES):
