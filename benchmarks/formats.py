@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Every artifact format of one bundle, from one run: export time, file size, load time and p50
+latency at batch 1 and 8, each through the edge-se runtime backend that runs it.
+
+    python benchmarks/formats.py --model se_resnet50 --input-shape 1x3x224x224 --threads 2
+
+Exports one bundle with ``--formats onnx,ts,pt2,aoti,pte`` (pte only when ExecuTorch is
+installed: ``pip install 'edge-se[executorch]'``), then times each artifact. Export times are the
+stage timings the manifest records (ONNX: trace + export + simplify; each torch.export format its
+own step). Machines differ: report the printed CPU model with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BACKENDS = {"model.onnx": "onnxruntime", "model.ts": "torchscript", "model.pt2": "pt2",
+            "model.aoti.pt2": "aoti", "model.pte": "executorch"}
+EXPORT_KEYS = {"model.onnx": ("export", "simplify"), "model.ts": ("trace",), "model.pt2": ("torch_export",),
+               "model.aoti.pt2": ("aoti",), "model.pte": ("pte",)}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="se_resnet50")
+    ap.add_argument("--input-shape", default="1x3x224x224")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=20, help="timed runs per batch size (after 3 warm-up runs)")
+    ap.add_argument("--work", help="folder for the bundle (default: a temp folder)")
+    ap.add_argument("--json", help="also write the rows here")
+    args = ap.parse_args()
+
+    import numpy as np
+
+    from edge_se import progress
+    from edge_se.export.checks import parse_input_shape
+    from edge_se.export.pipeline import export_bundle
+    from edge_se.runtime import Runtime
+
+    progress.set_quiet(True)
+    formats = "onnx,ts,pt2,aoti" + (",pte" if importlib.util.find_spec("executorch") else "")
+    work = Path(args.work or tempfile.mkdtemp(prefix="edge-se-formats-"))
+    out = work / f"{args.model}-formats"
+    t0 = time.perf_counter()
+    bundle = export_bundle(args.model, parse_input_shape(args.input_shape), out, formats=formats, force=True)
+    total = time.perf_counter() - t0
+    timings = bundle.manifest["timings"]
+    print(f"# {args.model} {args.input_shape}, CPU: {cpu_model()}, threads {args.threads}; formats {formats}; "
+          f"whole export {total:.0f} s", flush=True)
+    rng = np.random.default_rng(0)
+    shape = bundle.manifest["model"]["input_shape"]
+    rows = []
+    print("| artifact | backend | export s | size MB | load s | p50 b1 ms | p50 b8 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for name, backend in BACKENDS.items():
+        if name not in bundle.artifacts:
+            continue
+        size = sum(f["bytes"] for f in bundle.artifact(name)["files"]) / 1e6
+        t = time.perf_counter()
+        rt = Runtime.load(out, backend=backend, artifact=name, threads=args.threads, warmup=0)
+        load = time.perf_counter() - t
+        p50 = {}
+        for b in (1, 8):
+            x = rng.standard_normal((b, *shape[1:])).astype(np.float32)
+            for _ in range(3):
+                rt.run({"input": x})
+            times = []
+            for _ in range(args.runs):
+                t = time.perf_counter()
+                rt.run({"input": x})
+                times.append(time.perf_counter() - t)
+            p50[b] = statistics.median(times) * 1e3
+        rt.close()
+        export_s = sum(timings.get(k, 0.0) for k in EXPORT_KEYS[name])
+        row = {"artifact": name, "backend": backend, "export_s": round(export_s, 1), "size_mb": round(size, 1),
+               "load_s": round(load, 2), "p50_b1_ms": round(p50[1], 2), "p50_b8_ms": round(p50[8], 2)}
+        rows.append(row)
+        print(f"| {name} | {backend} | {export_s:.1f} | {size:.1f} | {load:.2f} | {p50[1]:.2f} | {p50[8]:.2f} |", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"cpu": cpu_model(), "model": args.model, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
