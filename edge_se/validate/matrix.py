@@ -28,10 +28,13 @@ from edge_se.runtime.cli_args import check_choices, split_csv
 from edge_se.runtime.source import BACKEND_PRECISIONS as RUNTIME_PRECISIONS, PRECISIONS
 
 POLICIES = ("all", "keep-gates", "auto")
-BACKENDS = ("ort", "ov", "trt", "torchscript")
-RUNTIME_BACKEND = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt", "torchscript": "torchscript"}
+BACKENDS = ("ort", "ov", "trt", "torchscript", "pt2", "aoti", "et")
+RUNTIME_BACKEND = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt", "torchscript": "torchscript",
+                   "pt2": "pt2", "aoti": "aoti", "et": "executorch"}
+#: the PyTorch-side files: each backend runs the bundle's FP32 file of its kind, when the bundle has one
+TORCH_FILES = {"torchscript": "model.ts", "pt2": "model.pt2", "aoti": "model.aoti.pt2", "et": "model.pte"}
 #: precisions a backend runs in the matrix (bf16 is OpenVINO's, on the FP32 file; the others run every file)
-BACKEND_PRECISIONS = {"ov": RUNTIME_PRECISIONS["openvino"], "torchscript": ("fp32",)}
+BACKEND_PRECISIONS = {"ov": RUNTIME_PRECISIONS["openvino"], **{b: ("fp32",) for b in TORCH_FILES}}
 #: calibration for INT8 variants the matrix creates (the bundle's own INT8 files keep theirs):
 #: minmax. The stage's default (``auto``, a measured choice per file) is not re-run here; moving
 #: the matrix onto the quantize stage's public API is part of issue 14.
@@ -330,7 +333,7 @@ def _torch_outputs(module, x: np.ndarray) -> list[np.ndarray]:
 
 def evaluate_variant(
     v: Variant, backend: str, *, spec, data: EvalData, ref: list[np.ndarray], out_names, torch_gates, fp32_path: Path,
-    batch_sizes: Sequence[int], latency_seconds: float, workdir: Path, threads: int | None, torchscript_path: Path | None,
+    batch_sizes: Sequence[int], latency_seconds: float, workdir: Path, threads: int | None, torch_paths: dict[str, Path],
     ref_accuracy: float | None, engine_path: Path | None = None, bundle_root: Path | None = None,
 ) -> dict[str, Any]:
     """All numbers for one (artifact, backend)."""
@@ -339,7 +342,7 @@ def evaluate_variant(
 
     row: dict[str, Any] = {"precision": v.precision, "policy": v.policy, "backend": backend, "artifact": v.artifact,
                            "path": str(v.path), "created_for_report": v.created, **v.info}
-    path = {"torchscript": torchscript_path, "trt": engine_path}.get(backend) or v.path
+    path = {**torch_paths, "trt": engine_path}.get(backend) or v.path
     row["path"] = str(path)
     artifact = None if v.created else (path.name if backend not in ("ort", "ov") else v.artifact)
     rt = _runtime(path, backend, spec, threads, bundle_root, artifact, v.precision)
@@ -369,6 +372,8 @@ def _backend_available(backend: str, precision: str) -> str | None:
     from edge_se.runtime.backends import probe
 
     need = {"trt": probe.require_tensorrt, "ov": probe.require_openvino}.get(backend)
+    if backend == "et":
+        from edge_se.runtime.backends.executorch import require_executorch as need
     try:
         if need is not None:
             need()
@@ -451,15 +456,15 @@ def run_matrix(
     torch_gates = torch_reference_gates(module, fp32_path, data.x[:FIDELITY_SAMPLES])
     gates = find_attention_gates(fp32_path)
     out_names = [o["name"] for o in bundle.artifacts.get("model.onnx", {}).get("outputs", [])] or None
-    ts_path = bundle.verify("model.ts") if "model.ts" in bundle.artifacts else None
+    torch_paths = {b: bundle.verify(f) for b, f in TORCH_FILES.items() if f in bundle.artifacts}
     rows = []
     jobs = [(v, b) for b in backends for v in variants]
     for v, backend in progress.track(jobs, "Measuring precision x policy x backend"):
         if v.precision not in BACKEND_PRECISIONS.get(backend, ("fp32", "fp16", "int8")):
-            continue  # bf16 is OpenVINO's; OpenVINO runs no FP16 file; TorchScript is the FP32 artifact only
+            continue  # bf16 is OpenVINO's; OpenVINO runs no FP16 file; the torch files are FP32 only
         reason = _backend_available(backend, v.precision)
-        if reason is None and backend == "torchscript" and ts_path is None:
-            continue
+        if reason is None and backend in TORCH_FILES and backend not in torch_paths:
+            continue  # the bundle has no file of this kind (--formats at export)
         engine = None
         if reason is None and backend == "trt":
             engine = _engine_for(bundle, v.precision)
@@ -473,7 +478,7 @@ def run_matrix(
             rows.append(evaluate_variant(
                 v, backend, spec=spec, data=data, ref=ref, out_names=out_names, torch_gates=torch_gates,
                 fp32_path=fp32_path, batch_sizes=[int(b) for b in batch_sizes], latency_seconds=latency_seconds,
-                workdir=out_dir, threads=threads, torchscript_path=ts_path, ref_accuracy=ref_accuracy,
+                workdir=out_dir, threads=threads, torch_paths=torch_paths, ref_accuracy=ref_accuracy,
                 engine_path=engine, bundle_root=bundle.root,
             ))
         except EdgeSEError as e:  # one artifact that cannot run must not hide the others' numbers

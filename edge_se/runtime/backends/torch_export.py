@@ -10,6 +10,7 @@ An AOTI package is code: load it only from a trusted source (the runtime checks 
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 from pathlib import Path
@@ -71,6 +72,7 @@ class AotiRunner(TorchModuleRunner):
             raise BundleError(f"{where} was compiled with torch {built_torch}, this is torch {torch.__version__}; "
                               "an AOTInductor package runs only on the torch that built it: re-export with --formats aoti")
         os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime is found"
         try:
             return torch._inductor.aoti_load_package(str(self.path))
         except Exception as e:  # the loader raises RuntimeError and others
