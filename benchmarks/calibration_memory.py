@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -33,13 +32,10 @@ SPEC = ROOT / "calibration" / "sample-images.toml"
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    """The CPU's model name (edge_se.runtime.cpu reads /proc/cpuinfo)."""
+    from edge_se.runtime.cpu import cpu_model as model
+
+    return model()
 
 
 def _edge_se(*args: str) -> list[str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,13 +28,10 @@ EXPORT_KEYS = {"model.onnx": ("export", "simplify"), "model.ts": ("trace",), "mo
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name (edge_se.runtime.cpu reads /proc/cpuinfo)."""
+    from edge_se.runtime.cpu import cpu_model as model
+
+    return model()
 
 
 def main() -> int:

@@ -19,22 +19,8 @@ from edge_se.export.pipeline import export_bundle
 from edge_se.runtime import Runtime
 from edge_se.runtime.backends.pt2_archive import check_exported_program
 
-NAN_GUARD = """
-    import torch, torch.nn as nn
+from model_sources import NAN_GUARD
 
-    class Guard(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(3, 4, 3)
-
-        def forward(self, x):
-            if torch.isnan(x).any():  # torch.export cannot branch on a value
-                x = torch.nan_to_num(x)
-            return self.conv(x).mean((2, 3))
-
-    def build():
-        return Guard()
-    """
 
 
 def _guard_model(tmp_path):

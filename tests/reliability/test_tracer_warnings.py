@@ -16,6 +16,8 @@ from edge_se.cli import main
 from edge_se.errors import CheckFailed
 from edge_se.export.pipeline import export_bundle
 
+from model_sources import NAN_GUARD
+
 BRANCH_ON_SIGN = """
     import torch, torch.nn as nn
 
@@ -34,22 +36,6 @@ BRANCH_ON_SIGN = """
         return Branchy()
     """
 
-NAN_GUARD = """
-    import torch, torch.nn as nn
-
-    class Guard(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(3, 4, 3)
-
-        def forward(self, x):
-            if torch.isnan(x).any():  # BRANCH
-                x = torch.nan_to_num(x)
-            return self.conv(x).mean((2, 3))
-
-    def build():
-        return Guard()
-    """
 
 
 def _model(tmp_path, body: str, name: str = "tw_model.py"):
