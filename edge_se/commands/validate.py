@@ -9,7 +9,8 @@ ORDER = 20
 HELP = "re-run a bundle's numerical checks against PyTorch (exit 1 on failure)"
 DESCRIPTION = (
     "Verify every artifact's sha256, rebuild the PyTorch reference from the manifest (model spec,\n"
-    "checkpoint, seed), and re-run the numerical checks of each ONNX/TorchScript artifact with its\n"
+    "checkpoint, seed), and re-run the numerical checks of each ONNX, TorchScript, torch.export,\n"
+    "AOTInductor and ExecuTorch artifact (each on the backend that runs it) with its\n"
     "precision's tolerances (edge_se/validate/tolerances.py). Results are written back to the\n"
     "manifest. Exit 1 when any check fails, naming the output, the error and the tolerance."
 )
