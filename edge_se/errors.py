@@ -72,6 +72,13 @@ class MissingDependencyError(EdgeSEError):
     exit_code = 3
 
 
+def first_line(e: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (its type name when empty), cut at ``limit`` characters."""
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    return line if limit is None else line[:limit]
+
+
 def missing_extra(package: str, extra: str, purpose: str) -> MissingDependencyError:
     """Build the standard error for a missing optional dependency."""
     return MissingDependencyError(

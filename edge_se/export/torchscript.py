@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_se.bundle import atomic_path
-from edge_se.errors import ExportError
+from edge_se.errors import ExportError, first_line
 from edge_se.export.tracer import collect_tracer_warnings
 from edge_se.validate.numerics import compare_outputs
 
@@ -33,7 +33,7 @@ def export_torchscript(module, example, out: Path, check_inputs: list | None = N
                 traced = torch.jit.trace(module, example, check_trace=False)
                 frozen = torch.jit.freeze(traced.eval())
         except Exception as e:  # tracing raises many types; name it and the reason
-            raise ExportError(f"TorchScript trace failed: {type(e).__name__}: {_first_line(e)}") from None
+            raise ExportError(f"TorchScript trace failed: {type(e).__name__}: {first_line(e, 300)}") from None
         refs: list[list[np.ndarray]] = []
         gots: list[list[np.ndarray]] = []
         with torch.no_grad():
@@ -60,8 +60,3 @@ def _as_numpy(out) -> list[np.ndarray]:
     if isinstance(out, dict):
         return [t for k in sorted(out) for t in _as_numpy(out[k])]
     raise ExportError(f"model output of type {type(out).__name__} is not a tensor, tuple or dict of tensors")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:300] if text else type(e).__name__

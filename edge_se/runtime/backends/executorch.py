@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from edge_se.errors import BundleError, InputError, MissingDependencyError, missing_extra
+from edge_se.errors import BundleError, InputError, MissingDependencyError, first_line, missing_extra
 from edge_se.runtime.backends.base import TensorSpec
 from edge_se.runtime.backends.probe import installed
 
@@ -64,7 +64,7 @@ def require_executorch(purpose: str = "the ExecuTorch backend") -> tuple[str, st
     try:
         import executorch.runtime  # noqa: F401  (loads the native runtime, links libtorch)
     except ImportError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise MissingDependencyError(
             f"executorch {et_version} cannot be imported with torch {torch_version}: {first}"
         ) from None
@@ -103,7 +103,7 @@ class ExecuTorchRunner:
             meta = self._method.metadata
             capacity = list(meta.input_tensor_meta(0).sizes())
         except Exception as e:  # the native loader raises RuntimeError, KeyError, ValueError
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise BundleError(f"ExecuTorch cannot load {self.path}: {first}") from None
         static = self.inputs[0].static_batch
         lo, hi = (static, static) if static is not None else batch_range
@@ -141,7 +141,7 @@ class ExecuTorchRunner:
             try:
                 out = self._method.execute([tensor])
             except RuntimeError as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                first = first_line(e)
                 raise InputError(f"ExecuTorch failed to run {self.path.name}: {first}") from None
             # copy while holding the lock: outputs must not alias runtime-owned memory
             return [np.array(t.numpy(), copy=True) if hasattr(t, "numpy") else np.asarray(t) for t in out]

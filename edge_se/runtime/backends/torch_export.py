@@ -16,15 +16,10 @@ import platform
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from edge_se.errors import BundleError
+from edge_se.errors import BundleError, first_line
 from edge_se.runtime.backends.base import TensorSpec
 from edge_se.runtime.backends.pt2_archive import check_exported_program, package_info
 from edge_se.runtime.backends.torch_module import TorchModuleRunner
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 class ExportedProgramRunner(TorchModuleRunner):
@@ -37,7 +32,7 @@ class ExportedProgramRunner(TorchModuleRunner):
         try:
             return self._torch.export.load(str(self.path)).module()
         except Exception as e:  # torch's deserializer raises many types
-            raise BundleError(f"torch.export.load cannot load {self.path}: {type(e).__name__}: {_first_line(e)}") from None
+            raise BundleError(f"torch.export.load cannot load {self.path}: {type(e).__name__}: {first_line(e, 300)}") from None
 
 
 class AotiRunner(TorchModuleRunner):
@@ -76,7 +71,7 @@ class AotiRunner(TorchModuleRunner):
         try:
             return torch._inductor.aoti_load_package(str(self.path))
         except Exception as e:  # the loader raises RuntimeError and others
-            raise BundleError(f"cannot load {where}: {type(e).__name__}: {_first_line(e)}") from None
+            raise BundleError(f"cannot load {where}: {type(e).__name__}: {first_line(e, 300)}") from None
 
     def describe(self) -> dict:
         return {**super().describe(), "compiled_for": {k: self.built.get(k) for k in ("machine", "cpu_isa", "torch")}}

@@ -7,7 +7,7 @@ torch 2.14 (``torch.export`` is its successor); it stays for LibTorch users.
 
 from __future__ import annotations
 
-from edge_se.errors import BundleError
+from edge_se.errors import BundleError, first_line
 from edge_se.runtime.backends.torch_module import TorchModuleRunner
 
 
@@ -20,5 +20,5 @@ class TorchScriptRunner(TorchModuleRunner):
         try:
             return self._torch.jit.load(str(self.path), map_location="cpu").eval()
         except (RuntimeError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise BundleError(f"torch.jit.load cannot load {self.path}: {first}") from None
