@@ -19,7 +19,8 @@ DESCRIPTION = (
     "    QDQ, symmetric INT8, per-channel weights), model.int8.cpu.onnx (fast on ONNX Runtime CPU:\n"
     "    uint8 activations, int8 per-channel weights) and model.int8.calib.cache (TensorRT 8.x\n"
     "    calibration cache for implicit-INT8 builds of model.onnx). Weights of the QDQ files are\n"
-    "    rounded by GPTQ (output-error-compensating, from --calib) unless --weight-rounding nearest.\n\n"
+    "    rounded by GPTQ (output-error-compensating, from --calib) unless --weight-rounding nearest.\n"
+    "    --pte adds model.int8.pte (ExecuTorch, XNNPACK INT8 by PT2E from model.pt2, same set).\n\n"
     "Policies: auto (default: INT8 everywhere, then, only if the budget is significantly missed,\n"
     "the blocks that repair the most per multiply-accumulate kept float, never more than\n"
     "1 - --min-int8 of the MACs; budget: --min-agreement % top-1 agreement with FP32, and\n"
@@ -31,7 +32,8 @@ EXAMPLES = """  edge-se quantize bundles/se18 --precision fp16
   edge-se quantize bundles/se_digits --precision int8 --calib calibration/digits.toml
   edge-se quantize bundles/se50 --precision int8 --calib calib_set/ --policy keep-gates --method percentile
   edge-se quantize bundles/se_digits --precision int8 --calib calibration/digits.toml --eval labelled/ --max-drop 0.2
-  edge-se quantize bundles/se_digits --precision int8 --calib calibration/digits.toml --min-agreement 99.5 --min-int8 0.9"""
+  edge-se quantize bundles/se_digits --precision int8 --calib calibration/digits.toml --min-agreement 99.5 --min-int8 0.9
+  edge-se quantize bundles/se_digits --precision int8 --calib calibration/digits.toml --pte   # + ExecuTorch INT8"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,6 +73,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="CPU INT8 with 7-bit weights (for x86 CPUs without VNNI; costs accuracy)")
     p.add_argument("--trt-cache-version", default="8601",
                    help="TensorRT version number in the calibration cache header (default 8601 = 8.6.1)")
+    p.add_argument("--pte", action="store_true",
+                   help="int8: also write model.int8.pte, ExecuTorch (XNNPACK) INT8 quantized from the bundle's "
+                        "model.pt2 by PT2E on the same --calib set, validated on the executorch backend "
+                        "(needs the executorch extra)")
     p.add_argument("--fp16-io", action="store_true", help="fp16: make the model's inputs/outputs FP16 too")
     p.add_argument("--images", help="fp16: folder of real images for validation (default: scikit-learn's samples)")
     p.add_argument("--json", action="store_true", help="print the added artifacts and checks as JSON")
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     bundle = Bundle.open(args.bundle)
     if args.precision == "fp16":
         _refuse(args, ["calib", "eval_set", "policy", "max_drop", "min_agreement", "min_int8", "method", "percentile",
-                       "reduce_range", "weight_rounding", "finetune", "finetune_epochs", "max_memory"], "fp16")
+                       "reduce_range", "weight_rounding", "finetune", "finetune_epochs", "max_memory", "pte"], "fp16")
         stage._fp32_onnx(bundle)
         stage.quantize_fp16(bundle, keep_io_types=not args.fp16_io, images=args.images,
                              reference=reference_options(args))
@@ -114,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
         if args.percentile is not None and args.method != "percentile":
             raise InputError("--percentile applies to --method percentile only")
         stage._fp32_onnx(bundle)  # refuse a bundle without model.onnx before building a calibration set
+        if args.pte:
+            from edge_se.quantize.pte_int8 import check_ready
+
+            check_ready(bundle)  # ExecuTorch installed and model.pt2 present, before any calibration
         from edge_se.calibration.build import calibration_from
 
         kwargs = {}
@@ -137,9 +147,13 @@ def run(args: argparse.Namespace) -> int:
                 bundle, calib, policy=args.policy or stage.DEFAULT_POLICY, method=args.method or stage.DEFAULT_METHOD,
                 max_drop=args.max_drop, min_agreement=args.min_agreement, min_int8=args.min_int8, evaluation=evaluation, reduce_range=args.reduce_range,
                 trt_version=args.trt_cache_version, reference=reference_options(args), finetune=args.finetune,
-                finetune_epochs=args.finetune_epochs, **kwargs,
+                finetune_epochs=args.finetune_epochs, pte=args.pte, **kwargs,
             )
         added = [stage.TRT_ARTIFACT, stage.CPU_ARTIFACT, stage.CACHE_ARTIFACT]
+        if args.pte:
+            from edge_se.quantize.pte_int8 import PTE_INT8_ARTIFACT
+
+            added.append(PTE_INT8_ARTIFACT)
     _print(bundle, added, args.json)
     return 0
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable
 
 import numpy as np
 
@@ -35,12 +35,13 @@ from edge_se.errors import EdgeSEError, ExportError
 
 
 def export_pte(exported_program, out: Path, *, max_batch: int,
-               calibration: Sequence[np.ndarray] | None = None) -> dict:
+               calibration: Iterable[np.ndarray] | None = None) -> dict:
     """Lower ``exported_program`` to an XNNPACK-delegated ``.pte`` at ``out`` (written atomically).
 
     ``max_batch`` bounds the dynamic batch (clamped to the program's own bound; a static batch
-    stays static). With ``calibration`` (float32 NCHW batches) the model is quantized to INT8
-    first (PT2E, XNNPACK quantizer, symmetric per-channel weights). Returns a summary dict.
+    stays static). With ``calibration`` (float32 NCHW batches, each within the batch range) the
+    model is quantized to INT8 first (PT2E, XNNPACK quantizer: symmetric per-channel weights,
+    histogram-observed activations). Returns a summary dict.
     Raises MissingDependencyError when ExecuTorch is missing or built for another torch, and
     ExportError (one line naming the stage) on any failure.
     """
@@ -125,20 +126,57 @@ def _quantize(ep, example, batch_range, calibration):
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    if len(calibration) == 0:
-        raise ExportError("ExecuTorch quantize failed: the calibration set is empty")
+    seen = 0
     try:
         quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-        prepared = prepare_pt2e(ep.module(), quantizer)
+        module = ep.module()
+        unshare_weights(module)
+        prepared = prepare_pt2e(module, quantizer)
         with torch.no_grad():
             for batch in calibration:
                 prepared(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+                seen += len(batch)
+        if not seen:
+            raise ExportError("ExecuTorch quantize failed: the calibration set is empty")
         converted = convert_pt2e(prepared)
         lo, hi = batch_range
         dynamic = None if lo == hi else ({0: torch.export.Dim("batch", min=lo, max=hi)},)
         return torch.export.export(converted, (example,), dynamic_shapes=dynamic)
+    except EdgeSEError:
+        raise
     except Exception as e:
         raise ExportError(f"ExecuTorch quantize failed: {_reason(e)}") from None
+
+
+def unshare_weights(gm) -> int:
+    """Give every convolution or linear call its own copy of a weight or bias it shares with
+    another call (CBAM's channel MLP runs twice with one set of weights). ExecuTorch 1.5.1's
+    XNNPACK cannot compile an INT8 program whose quantized weight feeds two convolutions: the
+    method fails to load (``XNNCompiler::compileModel failed: 0x1``); FP32 is unaffected.
+    Returns the number of copies made; ``gm`` (an ``ExportedProgram.module()``) is changed in place."""
+    import torch
+
+    weighted = {torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default, torch.ops.aten.conv3d.default,
+                torch.ops.aten.linear.default}
+    copies = 0
+    for node in list(gm.graph.nodes):
+        if node.op != "get_attr":
+            continue
+        users = [u for u in node.users if u.op == "call_function" and u.target in weighted]
+        for i, user in enumerate(users[1:], 1):
+            value = gm.get_parameter(node.target) if node.target in dict(gm.named_parameters()) \
+                else gm.get_buffer(node.target)
+            name = f"{node.target.replace('.', '_')}_unshared{i}"
+            gm.register_buffer(name, value.detach().clone())
+            with gm.graph.inserting_before(user):
+                copy = gm.graph.get_attr(name)
+            copy.meta = dict(node.meta)  # the quantizer reads the shape ("val") from here
+            user.replace_input_with(node, copy)
+            copies += 1
+    if copies:
+        gm.graph.lint()
+        gm.recompile()
+    return copies
 
 
 def _delegation(program) -> tuple[int, int]:

@@ -91,18 +91,25 @@ def _reference(bundle: Bundle, fp32: Path, options: Any = None) -> tuple[Callabl
         return (lambda x: run_onnx(fp32, x)), f"FP32 ONNX model.onnx (PyTorch model not rebuilt: {reason[:120]})"
 
 
-def _numerics_checks(
-    artifact: str, path: Path, ref_fn, ref_desc: str, inputs: dict[str, tuple[np.ndarray, str]], precision: str,
-    backend: str = "onnxruntime-cpu",
-) -> list[dict[str, Any]]:
+def _onnx_run(path: Path) -> Callable[[np.ndarray, int], np.ndarray]:
+    """``run(x, batch)``: ``path`` on ONNX Runtime's CPU provider, ``batch`` samples a call."""
     from edge_se.quantize.metrics import run_onnx
+
+    return lambda x, batch: run_onnx(path, x, batch=batch)
+
+
+def _numerics_checks(
+    artifact: str, run: Callable[[np.ndarray, int], np.ndarray], ref_fn, ref_desc: str,
+    inputs: dict[str, tuple[np.ndarray, str]], precision: str, backend: str = "onnxruntime-cpu",
+) -> list[dict[str, Any]]:
+    """Numerics of ``run(x, batch)`` against ``ref_fn`` on each input set, at batch 1 and 4."""
     from edge_se.validate.numerics import compare_outputs
 
     checks = []
     for set_name, (x, desc) in inputs.items():
         ref = ref_fn(x)
         for batch in (1, 4):
-            got = run_onnx(path, x, batch=batch)
+            got = run(x, batch)
             result = compare_outputs([ref], [got], precision, names=["output0"])
             checks.append({
                 "name": f"numerics/{set_name}/batch{batch}", "artifact": artifact, "precision": precision,
@@ -111,12 +118,11 @@ def _numerics_checks(
     return checks
 
 
-def _accuracy_check(artifact: str, path: Path, ref: np.ndarray, x: np.ndarray, labels: np.ndarray | None,
-                    desc: str) -> dict:
-    """Task metrics against the FP32 ONNX outputs ``ref`` on a labelled set (recorded; not enforced)."""
-    from edge_se.quantize.metrics import logit_metrics, run_onnx
+def _accuracy_check(artifact: str, got: np.ndarray, ref: np.ndarray, labels: np.ndarray | None, desc: str) -> dict:
+    """Task metrics of the outputs ``got`` against the FP32 ONNX outputs ``ref`` (recorded; not enforced)."""
+    from edge_se.quantize.metrics import logit_metrics
 
-    m = logit_metrics(ref, run_onnx(path, x), labels)
+    m = logit_metrics(ref, got, labels)
     return {"name": "accuracy", "artifact": artifact, "inputs": desc, "enforced": False, "passed": True,
             "reason": "", **m}
 
@@ -153,7 +159,7 @@ def _quantize_fp16(bundle: Bundle, *, keep_io_types: bool, images: str | Path | 
         sets, descs = validation_inputs(spec, shape, images=images, seed=bundle.section("model").get("seed", 0))
         with progress.stage("Validating FP16 against the reference"):
             ref_fn, ref_desc = _reference(bundle, fp32, reference)
-            checks = _numerics_checks(FP16_ARTIFACT, staging / FP16_ARTIFACT, ref_fn, ref_desc,
+            checks = _numerics_checks(FP16_ARTIFACT, _onnx_run(staging / FP16_ARTIFACT), ref_fn, ref_desc,
                                       {k: (v, descs[k]) for k, v in sets.items()}, "fp16")
         _fail_if_any(checks)
         io = _io(bundle)
@@ -197,6 +203,7 @@ def quantize_int8(
     finetune: bool = False,
     finetune_epochs: int | None = None,
     max_memory: int | None = None,
+    pte: bool = False,
 ) -> Bundle:
     """Add the two INT8 flavours and the TensorRT cache to ``bundle`` from one calibration run.
 
@@ -209,14 +216,16 @@ def quantize_int8(
     of both Q/DQ files towards FP32 on the calibration images (:mod:`edge_se.quantize.qad`).
     ``max_memory`` (bytes; default half of the memory available) bounds the run: batch sizes are
     chosen to fit (:mod:`edge_se.quantize.memory`), and a limit one sample does not fit in raises
-    :class:`~edge_se.quantize.memory.MemoryLimitError` (exit 2) before anything runs.
+    :class:`~edge_se.quantize.memory.MemoryLimitError` (exit 2) before anything runs. ``pte``: also
+    ``model.int8.pte``, ExecuTorch INT8 quantized from ``model.pt2`` on the same calibration set
+    (:mod:`edge_se.quantize.pte_int8`; needs the executorch extra).
     """
     with bundle.writing():
         return _quantize_int8(bundle, calibration, policy=policy, method=method, percentile=percentile,
                               budget=_budget(policy, max_drop, min_agreement, min_int8), evaluation=evaluation,
                               reduce_range=reduce_range, trt_version=trt_version, weight_rounding=weight_rounding,
                               reference=reference, finetune=finetune, finetune_epochs=finetune_epochs,
-                              max_memory=max_memory)
+                              max_memory=max_memory, pte=pte)
 
 
 def _budget(policy: str, max_drop: float | None, min_agreement: float | None, min_int8: float | None) -> Any:
@@ -234,7 +243,7 @@ def _budget(policy: str, max_drop: float | None, min_agreement: float | None, mi
 def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str, percentile: float,
                    budget: Any, evaluation: Any, reduce_range: bool, trt_version: str,
                    weight_rounding: str, reference: Any, finetune: bool = False,
-                   finetune_epochs: int | None = None, max_memory: int | None = None) -> Bundle:
+                   finetune_epochs: int | None = None, max_memory: int | None = None, pte: bool = False) -> Bundle:
     from edge_se.calibration.dataset import check_matches
     from edge_se.quantize import policies
     from edge_se.quantize import flavours, memory
@@ -244,6 +253,10 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
         raise InputError(f"unknown calibration method {method!r}; expected one of {', '.join(RANGE_METHODS)}")
     policies.check_policy(policy)
     fp32 = _fp32_onnx(bundle)
+    if pte:
+        from edge_se.quantize.pte_int8 import check_ready
+
+        check_ready(bundle)
     shape = bundle.section("model")["input_shape"]
     pre = bundle.section("preprocessing")
     check_matches(calibration, shape, pre)
@@ -260,7 +273,7 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
             _quantize_int8_staged(bundle, calibration, staging, fp32, mem, timings, policy=policy, method=method,
                                   percentile=percentile, budget=budget, evaluation=evaluation,
                                   reduce_range=reduce_range, trt_version=trt_version, weight_rounding=weight_rounding,
-                                  reference=reference, finetune=finetune, finetune_epochs=finetune_epochs)
+                                  reference=reference, finetune=finetune, finetune_epochs=finetune_epochs, pte=pte)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return bundle
@@ -269,7 +282,7 @@ def _quantize_int8(bundle: Bundle, calibration: Any, *, policy: str, method: str
 def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32: Path, mem: Any,
                           timings: dict[str, float], *, policy: str, method: str, percentile: float, budget: Any,
                           evaluation: Any, reduce_range: bool, trt_version: str, weight_rounding: str, reference: Any,
-                          finetune: bool, finetune_epochs: int | None) -> None:
+                          finetune: bool, finetune_epochs: int | None, pte: bool = False) -> None:
     """The INT8 run inside ``staging`` under the memory plan ``mem``; publishes into ``bundle``."""
     from edge_se.quantize import flavours
     from edge_se.quantize import policies
@@ -333,15 +346,31 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
         t0 = time.perf_counter()
         tuned = _finetune(prepared, staging, calibration, eval_x, eval_ref, finetune_epochs)
         timings["finetune"] = round(time.perf_counter() - t0, 3)
+    pte_record = None
+    if pte:
+        from edge_se.quantize import pte_int8
+
+        t0 = time.perf_counter()
+        with progress.stage("Quantizing model.pt2 (PT2E, XNNPACK quantizer) and lowering to ExecuTorch (minutes)"):
+            pte_record = pte_int8.write_int8_pte(bundle, calibration, staging / pte_int8.PTE_INT8_ARTIFACT)
+        timings["pte"] = round(time.perf_counter() - t0, 3)
 
     with progress.stage("Validating INT8 against the reference"):
         ref_fn, ref_desc = _reference(bundle, fp32, reference)
         n = min(N_NUMERICS, len(eval_x))
         sets = {"eval": (eval_x[:n], f"first {n} of {eval_desc}")}
+        runs: list[tuple[str, Callable[[np.ndarray, int], np.ndarray], str]] = [
+            (name, _onnx_run(staging / name), "onnxruntime-cpu") for name in (CPU_ARTIFACT, TRT_ARTIFACT)]
+        if pte_record is not None:
+            from edge_se.validate.check import run_batched
+
+            fn = pte_int8.runner(staging / pte_int8.PTE_INT8_ARTIFACT, pte_record)
+            top = pte_record["batch_range"][1]  # XNNPACK plans for the bound: larger batches are split
+            runs.append((pte_int8.PTE_INT8_ARTIFACT, lambda x, b: run_batched(fn, x, min(b, top))[0], "executorch"))
         checks = []
-        for name in (CPU_ARTIFACT, TRT_ARTIFACT):
-            checks += _numerics_checks(name, staging / name, ref_fn, ref_desc, sets, "int8")
-            checks.append(_accuracy_check(name, staging / name, eval_ref, eval_x, eval_y, eval_desc))
+        for name, run, backend in runs:
+            checks += _numerics_checks(name, run, ref_fn, ref_desc, sets, "int8", backend=backend)
+            checks.append(_accuracy_check(name, run(eval_x, mem.eval_batch), eval_ref, eval_y, eval_desc))
     _fail_if_any(checks)
     calib_record = {
         "method": method,
@@ -363,7 +392,10 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
                   weights={"rounding": weight_rounding, "layers_rounded": len(weights or {}),
                            "grid": "int8 symmetric per output channel, scale = max|w| / 127"},
                   source="model.onnx", **_io(bundle))
-    with bundle.publishing(staging, [TRT_ARTIFACT, CPU_ARTIFACT, CACHE_ARTIFACT, RANGES_FILE]):
+    published = [TRT_ARTIFACT, CPU_ARTIFACT, CACHE_ARTIFACT, RANGES_FILE]
+    if pte_record is not None:
+        published.append(pte_int8.PTE_INT8_ARTIFACT)
+    with bundle.publishing(staging, published):
         extra = {name: ({"finetune": tuned[name]} if name in tuned else {}) for name in (TRT_ARTIFACT, CPU_ARTIFACT)}
         bundle.add_artifact(TRT_ARTIFACT, backend="tensorrt", qdq=trt_info, **extra[TRT_ARTIFACT],
                             calibration=file_calibration("trt"),
@@ -376,6 +408,8 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
         bundle.add_artifact(CACHE_ARTIFACT, stage="quantize", format=TENSORRT_CALIBRATION_CACHE, precision="int8",
                             backend="tensorrt", extra_files=[RANGES_FILE], policy=None, header=cache.header,
                             tensors=len(cache.scales), for_onnx="model.onnx", calibration=file_calibration("trt"))
+        if pte_record is not None:
+            bundle.add_artifact(pte_int8.PTE_INT8_ARTIFACT, **pte_record)
         bundle.manifest.setdefault("timings", {}).update({f"quantize_{k}": v for k, v in timings.items()})
         for c in checks:
             bundle.record_check(c)

@@ -106,3 +106,42 @@ def test_fp32_resnet18_family(tmp_path, name):
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     assert _rel(ref, got) < 1e-4
+
+
+def test_quantize_pte_writes_an_int8_pte_from_the_calibration_set_that_the_runtime_runs(tmp_path, small_calib_spec):
+    """The user's command on a trained cbam_digits bundle (its shared channel MLP needs unshared
+    weights, edge_se.export.pte.unshare_weights): `edge-se quantize --precision int8 --pte`."""
+    from edge_se.bundle import Bundle
+    from edge_se.cli import main
+    from edge_se.data.cache import cached_digits_checkpoint
+    from edge_se.data.digits import digits_arrays
+    from edge_se.export.pipeline import export_bundle
+    from edge_se.quantize.metrics import logit_metrics, run_onnx
+    from edge_se.runtime import Runtime
+
+    b = export_bundle("cbam_digits", None, tmp_path / "b", checkpoint=cached_digits_checkpoint("cbam"),
+                      formats="onnx,pt2").root
+    rc = main(["quantize", str(b), "--precision", "int8", "--calib", str(small_calib_spec), "--policy", "all",
+               "--method", "minmax", "--weight-rounding", "nearest", "--pte", "--json"])
+    assert rc == 0
+    bundle = Bundle.open(b)
+    rec = bundle.artifact("model.int8.pte")
+    assert rec["format"] == "executorch" and rec["precision"] == "int8" and rec["source"] == "model.pt2"
+    assert rec["batch_range"] == [1, 1]  # static: see edge_se.quantize.pte_int8.STATIC_BATCH
+    assert rec["calibration"]["samples"] == 64
+    assert rec["calibration"]["set_sha256"] == bundle.artifact("model.int8.cpu.onnx")["calibration"]["set_sha256"]
+    assert rec["delegated_fraction"] > 0.9
+    assert bundle.verify("model.int8.pte").stat().st_size < 0.5 * bundle.verify("model.onnx").stat().st_size  # int8 weights
+    checks = [c for c in bundle.manifest["checks"] if c["artifact"] == "model.int8.pte"]
+    assert {c["backend"] for c in checks if c["name"].startswith("numerics/")} == {"executorch"}
+    assert {c["batch"] for c in checks if c["name"].startswith("numerics/")} == {1, 4}
+    assert checks and all(c["passed"] for c in checks)
+
+    x, y = digits_arrays("test")
+    x = x[:200]
+    with Runtime.load(b, backend="executorch", precision="int8") as rt:
+        assert rt.describe()["artifact"] == "model.int8.pte"
+        got = rt.predict(x)  # 200 rows, run one at a time
+    m = logit_metrics(run_onnx(bundle.verify("model.onnx"), x), got, y[:200])
+    assert 20 < m["sqnr_db"] < 60, m  # quantized (not FP32), and close to it
+    assert m["agreement"] >= 97 and m["accuracy"] >= 90, m

@@ -164,3 +164,34 @@ def test_the_runtime_refuses_a_bundle_whose_pt2_carries_a_pickle_even_with_a_mat
     Bundle.open(root).verify("model.pt2")
     with pytest.raises(BundleError, match="a pickle that is not plain tensors"):
         Runtime.load(root, backend="pt2")
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1 and lines[0].startswith("edge-se quantize: error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_quantize_pte_on_a_bundle_without_pt2_exits_2_before_calibrating(tmp_path, small_calib_spec, capsys):
+    b = export_bundle("se_digits", (1, 1, 16, 16), tmp_path / "b", formats="onnx", max_batch=4).root
+    before = (b / "manifest.json").read_bytes()
+    rc = main(["quantize", str(b), "--precision", "int8", "--calib", str(small_calib_spec), "--pte"])
+    assert rc == 2
+    err = _one_line_error(capsys)
+    assert "has no model.pt2" in err and "--formats onnx,pt2" in err
+    assert (b / "manifest.json").read_bytes() == before and sorted(p.name for p in b.iterdir()) == ["manifest.json", "model.onnx"]
+
+
+def test_quantize_pte_without_executorch_exits_3_naming_the_extra(export_cached, small_calib_spec, tmp_path, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("executorch") is not None:
+        pytest.skip("executorch is installed here: tests/formats/test_executorch.py runs --pte")
+    b = tmp_path / "b"
+    shutil.copytree(export_cached("se_digits", (1, 1, 32, 32)).root, b)
+    rc = main(["quantize", str(b), "--precision", "int8", "--calib", str(small_calib_spec), "--pte"])
+    assert rc == 3
+    err = _one_line_error(capsys)
+    assert "pip install 'edge-se[executorch]'" in err
+    assert not any(p.name.startswith("model.int8") for p in b.iterdir())

@@ -62,26 +62,30 @@ def test_fp32_and_bf16_on_openvino_pass_their_tolerances(name, export_cached):
         assert bf16["outputs"][0]["max_abs"] > fp32["outputs"][0]["max_abs"]  # it did run in BF16
 
 
-@pytest.fixture(scope="module")
-def int8_bundle(export_cached, tmp_path_factory):
+@pytest.fixture
+def int8_bundle(export_cached, tmp_path):
     """``int8_bundle(name)``: a copy of the exported bundle quantized by the real stage (policy all,
-    nearest weights: the quickest full-INT8 run) on 32 crops of the sample images."""
+    nearest weights: the quickest full-INT8 run) on 32 crops of the sample images. The copy is
+    hard-linked (the stage replaces files, never writes into them) and goes with the test's tmp_path."""
+    import os
+
     from edge_se.bundle import Bundle
     from edge_se.calibration.build import calibration_from
     from edge_se.calibration.spec import load_spec
     from edge_se.preprocess import PreprocessSpec
     from edge_se.quantize.stage import quantize_int8
 
-    root = tmp_path_factory.mktemp("ov-int8")
-
     def make(name: str):
         src = export_cached(name, zoo_shape(name))
-        dst = root / name
-        shutil.copytree(src.root, dst)
+        dst = tmp_path / name
+        shutil.copytree(src.root, dst, copy_function=os.link)
         spec = load_spec(ROOT / "calibration" / "sample-images.toml").with_count(SAMPLES)
         spec = dataclasses.replace(spec, preprocessing=PreprocessSpec.from_dict(src.section("preprocessing")))
-        calib = calibration_from(spec, root / f"calib-{name}")
-        return quantize_int8(Bundle.open(dst), calib, policy="all", method="minmax", weight_rounding="nearest")
+        calib = calibration_from(spec, tmp_path / f"calib-{name}")
+        bundle = quantize_int8(Bundle.open(dst), calib, policy="all", method="minmax", weight_rounding="nearest")
+        assert not (src.root / "model.int8.cpu.onnx").exists()
+        assert "model.int8.cpu.onnx" not in Bundle.open(src.root).artifacts  # the linked manifest was replaced
+        return bundle
 
     return make
 

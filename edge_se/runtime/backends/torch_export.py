@@ -22,17 +22,24 @@ from edge_se.runtime.backends.pt2_archive import check_exported_program, package
 from edge_se.runtime.backends.torch_module import TorchModuleRunner
 
 
+def load_exported_program(path: str | Path):
+    """``torch.export.load(path)`` after :func:`check_exported_program` has read the archive as data."""
+    import torch
+
+    check_exported_program(Path(path))
+    try:
+        return torch.export.load(str(path))
+    except Exception as e:  # torch's deserializer raises many types
+        raise BundleError(f"torch.export.load cannot load {path}: {type(e).__name__}: {first_line(e, 300)}") from None
+
+
 class ExportedProgramRunner(TorchModuleRunner):
     """Runs ``torch.export.load(path).module()`` (checked first: see pt2_archive)."""
 
     name = "pt2"
 
     def _load(self):
-        check_exported_program(self.path)
-        try:
-            return self._torch.export.load(str(self.path)).module()
-        except Exception as e:  # torch's deserializer raises many types
-            raise BundleError(f"torch.export.load cannot load {self.path}: {type(e).__name__}: {first_line(e, 300)}") from None
+        return load_exported_program(self.path).module()
 
 
 class AotiRunner(TorchModuleRunner):
