@@ -24,6 +24,7 @@ Dynamic batch and memory planning (measured on executorch 1.5.1 + torch 2.14.1):
 
 from __future__ import annotations
 
+import operator
 import time
 from pathlib import Path
 from typing import Iterable
@@ -164,8 +165,7 @@ def unshare_weights(gm) -> int:
             continue
         users = [u for u in node.users if u.op == "call_function" and u.target in weighted]
         for i, user in enumerate(users[1:], 1):
-            value = gm.get_parameter(node.target) if node.target in dict(gm.named_parameters()) \
-                else gm.get_buffer(node.target)
+            value = operator.attrgetter(node.target)(gm)  # a parameter or a buffer
             name = f"{node.target.replace('.', '_')}_unshared{i}"
             gm.register_buffer(name, value.detach().clone())
             with gm.graph.inserting_before(user):

@@ -11,9 +11,7 @@ the record says so. Needs the optional ``executorch`` extra.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
-
-import numpy as np
+from typing import Any
 
 from edge_se.bundle import Bundle
 from edge_se.errors import BundleError
@@ -43,28 +41,24 @@ def check_ready(bundle: Bundle) -> dict[str, Any]:
     return bundle.artifact(PT2)
 
 
-def _batches(calibration: Any, size: int) -> Iterator[np.ndarray]:
-    for batch in calibration.batches(size):
-        yield np.ascontiguousarray(batch, dtype=np.float32)
-
-
 def write_int8_pte(bundle: Bundle, calibration: Any, out: Path) -> dict[str, Any]:
-    """Quantize ``model.pt2`` at a static batch of 1 on ``calibration`` (one sample at a time)
-    and lower it to ``out``; returns the manifest record (without files)."""
+    """Quantize ``model.pt2`` at a static batch of :data:`STATIC_BATCH` on ``calibration`` and
+    lower it to ``out``; returns the manifest record (without files). The caller has run
+    :func:`check_ready` (the quantize stage does, before it calibrates)."""
     from edge_se.export.pte import export_pte
     from edge_se.runtime.backends.torch_export import load_exported_program
 
     import torch
 
-    rec = check_ready(bundle)
+    rec = bundle.artifact(PT2)
     lo, _ = rec.get("batch_range") or [1, 1]
-    if int(lo) > 1:
+    if int(lo) > STATIC_BATCH:
         raise BundleError(f"{PT2} of {bundle.root} has no batch 1 (its range starts at {lo}); the INT8 .pte runs "
                           "one sample at a time: re-export with a dynamic batch")
     program = load_exported_program(bundle.verify(PT2))
     item = [int(d) for d in bundle.section("model")["input_shape"][1:]]
-    static = torch.export.export(program.module(), (torch.randn(1, *item),))  # see STATIC_BATCH
-    info = dict(export_pte(static, out, max_batch=1, calibration=_batches(calibration, 1)))
+    static = torch.export.export(program.module(), (torch.randn(STATIC_BATCH, *item),))
+    info = dict(export_pte(static, out, max_batch=STATIC_BATCH, calibration=calibration.batches(STATIC_BATCH)))
     batch_range = info.pop("batch_range")
     info.pop("precision", None)
     return {

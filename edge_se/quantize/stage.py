@@ -365,7 +365,7 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
             from edge_se.validate.check import run_batched
 
             fn = pte_int8.runner(staging / pte_int8.PTE_INT8_ARTIFACT, pte_record)
-            top = pte_record["batch_range"][1]  # XNNPACK plans for the bound: larger batches are split
+            top = pte_record["batch_range"][1]  # the .pte's static batch: larger batches are split
             runs.append((pte_int8.PTE_INT8_ARTIFACT, lambda x, b: run_batched(fn, x, min(b, top))[0], "executorch"))
         checks = []
         for name, run, backend in runs:
