@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dynamic batching: the longest a request waits for others, microseconds (default 100)")
     p.add_argument("--warmup", choices=WARMUP_KINDS, default="zero",
                    help="model_warmup: one batch-1 request of zero or random data, or none (default: zero)")
+    p.add_argument("--compute-capability", metavar="X.Y",
+                   help="a TensorRT engine's sidecar must say it was built for this GPU architecture")
     p.add_argument("--force", action="store_true", help="replace --out if it is an edge-se-written repository")
 
 
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     opts = TritonOptions(name=args.name, artifact=args.artifact, serve=args.serve, max_batch=args.max_batch,
                          instances=args.instances, kind=args.kind, max_queue_delay_us=args.max_queue_delay_us,
-                         warmup=args.warmup, runtime_backend=args.runtime_backend)
+                         warmup=args.warmup, runtime_backend=args.runtime_backend,
+                         compute_capability=args.compute_capability)
     repo = export_triton(args.bundle, args.out, opts, force=args.force)
     batch = f"max_batch_size {repo.max_batch_size}" if repo.max_batch_size else "static batch (max_batch_size 0)"
     info(f"wrote Triton model {repo.name!r} ({batch}) to {repo.model_dir}; serve with: "

@@ -33,6 +33,8 @@ TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "bfloat16": "TY
 #: model and tensor names Triton (and a model repository folder) take without quoting trouble
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 SERVE_KINDS = ("native", "python")
+#: artifact formats Triton has a backend of its own for
+NATIVE = (mf.ONNX, mf.TORCHSCRIPT, mf.TENSORRT_ENGINE)
 WARMUP_KINDS = ("zero", "random", "none")
 DEFAULT_MAX_BATCH = 8
 PYTHON_MODEL = Path(__file__).with_name("triton_python_model.py")
@@ -53,6 +55,8 @@ class TritonOptions:
     max_queue_delay_us: int = 100
     warmup: str = "zero"
     runtime_backend: str = "onnxruntime"
+    #: the serving GPU's compute capability; an engine's sidecar must name it
+    compute_capability: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,37 @@ def _tensors(record: dict[str, Any], key: str, batched: bool, libtorch: bool, ar
     return out
 
 
-def _batching(record: dict[str, Any], bundle: Bundle, opts: TritonOptions) -> int:
+def _engine_checked(bundle: Bundle, record: dict[str, Any], opts: TritonOptions) -> dict[str, Any]:
+    """An engine may be served natively on a GPU it was built for; returns the record with its tensor specs."""
+    from edge_se.tensorrt.sidecar import read_sidecar
+
+    if opts.kind != "gpu":
+        raise InputError(f"artifact {opts.artifact} is a TensorRT engine: Triton runs tensorrt_plan models on GPU "
+                         "instances only; pass --kind gpu")
+    side = read_sidecar(bundle.verify(opts.artifact))
+    built_for = [c.strip() for c in str(side.get("compute_capability") or "").split(",") if c.strip()]
+    if opts.compute_capability and opts.compute_capability not in built_for:
+        raise InputError(f"artifact {opts.artifact} was built for compute capability {','.join(built_for) or 'unknown'}"
+                         f" (its sidecar), not {opts.compute_capability}; rebuild it with 'edge-se build' on the "
+                         "serving GPU")
+    onnx = (record.get("plan") or {}).get("onnx_artifact")
+    if not isinstance(onnx, str) or onnx not in bundle.artifacts:
+        raise BundleError(f"artifact {opts.artifact}: plan.onnx_artifact {onnx!r} names no artifact of the bundle; "
+                          "rebuild the engine")
+    return {**record, "inputs": bundle.artifact(onnx).get("inputs"), "outputs": bundle.artifact(onnx).get("outputs")}
+
+
+def _engine_batch_top(record: dict[str, Any]) -> int:
+    """The largest batch every optimization profile of an engine admits."""
+    profiles = (record.get("plan") or {}).get("profiles")
+    try:
+        return min(int(p["max"][0]) for p in profiles)
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise BundleError(f"artifact {record.get('path')!r}: plan.profiles missing or malformed; rebuild the engine") \
+            from None
+
+
+def _batching(record: dict[str, Any], bundle: Bundle, opts: TritonOptions, top: int | None = None) -> int:
     inputs = record.get("inputs") or []
     dynamic = bool(inputs) and all(isinstance(s.get("shape"), list) and s["shape"] and isinstance(s["shape"][0], str)
                                    for s in inputs)
@@ -124,7 +158,7 @@ def _batching(record: dict[str, Any], bundle: Bundle, opts: TritonOptions) -> in
             raise InputError(f"--max-batch {opts.max_batch}: artifact {opts.artifact} has a static batch, so Triton "
                              "serves it with max_batch_size 0; drop --max-batch or re-export with a dynamic batch")
         return 0
-    top = _batch_top(record)
+    top = top if top is not None else _batch_top(record)
     max_batch = (top or DEFAULT_MAX_BATCH) if opts.max_batch is None else opts.max_batch
     if max_batch < 1:
         raise InputError(f"--max-batch must be at least 1, got {max_batch}")
@@ -150,18 +184,22 @@ def model_config(bundle: Bundle, opts: TritonOptions, name: str) -> tuple[dict[s
     """The config as a dict in protobuf JSON field names, and its ``max_batch_size``."""
     record = bundle.artifact(opts.artifact)
     fmt = record.get("format")
-    if opts.serve == "native" and fmt not in (mf.ONNX, mf.TORCHSCRIPT):
-        raise InputError(f"artifact {opts.artifact} is format {fmt!r}: Triton's native backends here serve ONNX "
-                         "(onnxruntime) and TorchScript (pytorch_libtorch) files; use --serve python to run it "
-                         "with edge_se.runtime in Triton's Python backend, or choose another --artifact")
-    max_batch = _batching(record, bundle, opts)
+    if opts.serve == "native" and fmt not in NATIVE:
+        raise InputError(f"artifact {opts.artifact} is format {fmt!r}: Triton's native backends serve ONNX "
+                         "(onnxruntime), TorchScript (pytorch_libtorch) and TensorRT engines (tensorrt_plan); use "
+                         "--serve python to run it with edge_se.runtime in Triton's Python backend, or choose "
+                         "another --artifact")
+    specs = record
+    if fmt == mf.TENSORRT_ENGINE:
+        specs = _engine_checked(bundle, record, opts)
+    max_batch = _batching(specs, bundle, opts, top=_engine_batch_top(record) if fmt == mf.TENSORRT_ENGINE else None)
     batched = max_batch > 0
     libtorch = opts.serve == "native" and fmt == mf.TORCHSCRIPT
     config: dict[str, Any] = {
         "name": name,
         "max_batch_size": max_batch,
-        "input": _tensors(record, "inputs", batched, libtorch, opts.artifact),
-        "output": _tensors(record, "outputs", batched, libtorch, opts.artifact),
+        "input": _tensors(specs, "inputs", batched, libtorch, opts.artifact),
+        "output": _tensors(specs, "outputs", batched, libtorch, opts.artifact),
         "instance_group": [{"count": opts.instances, "kind": "KIND_GPU" if opts.kind == "gpu" else "KIND_CPU"}],
     }
     if opts.serve == "python":
@@ -170,6 +208,8 @@ def model_config(bundle: Bundle, opts: TritonOptions, name: str) -> tuple[dict[s
                                 PARAM_BACKEND: {"string_value": opts.runtime_backend}}
     elif libtorch:
         config.update(platform="pytorch_libtorch", default_model_filename="model.pt")
+    elif fmt == mf.TENSORRT_ENGINE:
+        config.update(platform="tensorrt_plan", backend="tensorrt", default_model_filename="model.plan")
     else:
         config.update(platform="onnxruntime_onnx", backend="onnxruntime", default_model_filename="model.onnx")
     if batched:
@@ -247,10 +287,12 @@ def export_triton(bundle_dir: str | Path, out: str | Path, opts: TritonOptions =
             (version / "bundle" / MANIFEST_NAME).write_bytes((bundle.root / MANIFEST_NAME).read_bytes())
             atomic_write_text(version / "model.py", PYTHON_MODEL.read_text(encoding="utf-8"))
         else:
-            if len(record["files"]) != 1:
+            main = [e for e in record["files"] if e.get("path") == record["path"]]
+            others = [e for e in record["files"] if e.get("path") != record["path"]]
+            if record.get("format") != mf.TENSORRT_ENGINE and others:  # an engine's sidecar and script stay behind
                 raise InputError(f"artifact {opts.artifact} has {len(record['files'])} files; Triton's "
                                  f"{config['platform']} loads one file: use --serve python")
-            copy_verified(bundle, record["files"][0], version / config["default_model_filename"])
+            copy_verified(bundle, main[0], version / config["default_model_filename"])
         if bundle.manifest.get("labels"):
             copy_verified(bundle, bundle.manifest["labels"], model_dir / "labels.txt")
         atomic_write_text(model_dir / "config.pbtxt", text)

@@ -104,3 +104,36 @@ def test_build_stage_writes_engine_sidecar_and_script_and_records_them(rtx, tmp_
     assert record["trtexec_script"] is None  # RTX has its own CLI, not trtexec
     assert reopened.manifest["tools"]["tensorrt_rtx"] == rtx.version_text
     shutil.rmtree(bundle.root)
+
+
+def test_export_triton_serves_the_built_engine_as_tensorrt_plan(rtx, tmp_path, small_onnx, capsys):
+    """The build stage's real engine record and sidecar, read by ``edge-se export-triton``."""
+    pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="needs tritonclient (edge-se[serving])")
+    from google.protobuf import text_format
+
+    from edge_se.bundle import sha256_file
+    from edge_se.cli import main
+    from edge_se.tensorrt.build import build_bundle_engine
+    from edge_se.tensorrt.recipe import load_recipe
+
+    src, shape = small_onnx
+    bundle = make_bundle(tmp_path / "b", {"model.onnx": src}, input_shape=tuple(shape), recorded=("batch", *shape[1:]))
+    recipe_path = tmp_path / "desktop-fp32.toml"
+    recipe_path.write_text(
+        f'[model]\nspec = "zoo"\ninput_shape = {[2, *shape[1:]]}\nbatch = [1, 2, 4]\n'
+        '[target]\nname = "desktop"\ntensorrt = ">=11.0"\n[precision]\nmode = "fp32"\n'
+    )
+    build_bundle_engine(bundle.root, load_recipe(recipe_path), flavor="tensorrt_rtx")
+    repo = tmp_path / "repo"
+    assert main(["-q", "export-triton", str(bundle.root), "--out", str(repo), "--artifact", "desktop-fp32.engine",
+                 "--kind", "gpu"]) == 0
+    cfg = text_format.Parse((repo / "tiny" / "config.pbtxt").read_text(), pb2.ModelConfig())
+    assert cfg.platform == "tensorrt_plan" and cfg.max_batch_size == 4  # the profile's max
+    assert list(cfg.input[0].dims) == list(shape[1:])
+    assert sha256_file(repo / "tiny" / "1" / "model.plan") == sha256_file(bundle.root / "desktop-fp32.engine")
+    for args, message in ((["--max-batch", "8"], "above artifact"), (["--kind", "cpu"], "GPU instances only"),
+                          (["--compute-capability", "0.1"], "not 0.1")):
+        assert main(["export-triton", str(bundle.root), "--out", str(tmp_path / "r2"), "--artifact",
+                     "desktop-fp32.engine", "--kind", "gpu", *args]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()
