@@ -250,6 +250,10 @@ def _options_checked(opts: TritonOptions) -> None:
         raise InputError(f"--kind {opts.kind!r}: expected cpu or gpu")
     if opts.warmup not in WARMUP_KINDS:
         raise InputError(f"--warmup {opts.warmup!r}: expected one of {', '.join(WARMUP_KINDS)}")
+    from edge_se.runtime.source import BACKENDS
+
+    if opts.runtime_backend not in BACKENDS:
+        raise InputError(f"--runtime-backend {opts.runtime_backend!r}: expected one of {', '.join(BACKENDS)}")
     if opts.instances < 1:
         raise InputError(f"--instances must be at least 1, got {opts.instances}")
     if opts.max_queue_delay_us < 0:

@@ -129,6 +129,7 @@ def test_static_batch_bundle_gets_max_batch_size_zero(tmp_path, capsys):
     (["--artifact", "model.pt2"], "use --serve python"),
     (["--name", "../evil"], "is not a valid Triton name"),
     (["--instances", "0"], "--instances must be at least 1"),
+    (["--serve", "python", "--runtime-backend", "cuda"], "--runtime-backend 'cuda': expected one of"),
     (["--serve", "python", "--kind", "gpu"], "--kind gpu with --serve python"),
 ])
 def test_bad_options_exit_2_with_one_line_and_write_nothing(bundle, tmp_path, capsys, args, message):
