@@ -169,3 +169,23 @@ def test_tampered_artifact_is_refused_and_nothing_is_published(bundle, tmp_path,
     assert main(["export-triton", str(copy), "--out", str(tmp_path / "repo")]) == 1
     assert "sha256 mismatch" in capsys.readouterr().err
     assert not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a["outputs"][0].update(name="logits out"), "is not a valid Triton name"),
+    (lambda a: a["inputs"][0].update(shape=["batch", 1, "height", "width"]), "the batch as the only variable dimension"),
+    (lambda a: a["inputs"][0].update(dtype="complex64"), "has no Triton type"),
+])
+def test_manifest_specs_triton_cannot_take_are_refused(bundle, tmp_path, capsys, edit, message):
+    """A manifest is untrusted input: names, dims and dtypes Triton cannot take are one-line errors."""
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    manifest = _manifest(copy)
+    edit(manifest["artifacts"]["model.onnx"])
+    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert main(["export-triton", str(copy), "--out", str(tmp_path / "repo")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "repo").exists()
