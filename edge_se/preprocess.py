@@ -161,6 +161,20 @@ def load_image(path: str | os.PathLike[str], color: str = "RGB"):
         raise ImagesError(f"cannot decode image {path}: {e}") from None
 
 
+def decode_image(data: bytes, color: str = "RGB", where: str = "image"):
+    """Decode an encoded image (PNG, JPEG, ...) held in memory, as :func:`load_image` does a file."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(bytes(data))) as im:
+            im.load()
+            return to_mode(im, color)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ImagesError(f"cannot decode {where}: {e}") from None
+
+
 def to_mode(im, color: str):
     """Convert a PIL image to the mode a spec's colour needs (RGB for RGB/BGR, L for GRAY)."""
     target = "L" if color == "GRAY" else "RGB"
@@ -240,6 +254,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "PreprocessSpec",
+    "decode_image",
     "list_images",
     "load_image",
     "preprocess_batch",

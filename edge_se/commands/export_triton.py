@@ -17,7 +17,8 @@ DESCRIPTION = (
 EXAMPLES = (
     "  edge-se export-triton bundles/se18 --out triton_repo\n"
     "  edge-se export-triton bundles/se18 --out triton_repo --artifact model.int8.cpu.onnx --max-batch 16 --instances 2\n"
-    "  edge-se export-triton bundles/se18 --out triton_repo --serve python --force"
+    "  edge-se export-triton bundles/se18 --out triton_repo --serve python --force\n"
+    "  edge-se export-triton bundles/se18 --out triton_repo --ensemble --force   (raw images in)"
 )
 ORDER = 55
 
@@ -45,6 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model_warmup: one batch-1 request of zero or random data, or none (default: zero)")
     p.add_argument("--compute-capability", metavar="X.Y",
                    help="a TensorRT engine's sidecar must say it was built for this GPU architecture")
+    p.add_argument("--ensemble", action="store_true", help="also write <name>_preprocess (Python backend: encoded "
+                   "images -> the bundle's preprocessing) and <name>_ensemble, which clients send raw images to")
     p.add_argument("--force", action="store_true", help="replace --out if it is an edge-se-written repository")
 
 
@@ -55,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
     opts = TritonOptions(name=args.name, artifact=args.artifact, serve=args.serve, max_batch=args.max_batch,
                          instances=args.instances, kind=args.kind, max_queue_delay_us=args.max_queue_delay_us,
                          warmup=args.warmup, runtime_backend=args.runtime_backend,
-                         compute_capability=args.compute_capability)
+                         compute_capability=args.compute_capability, ensemble=args.ensemble)
     repo = export_triton(args.bundle, args.out, opts, force=args.force)
     batch = f"max_batch_size {repo.max_batch_size}" if repo.max_batch_size else "static batch (max_batch_size 0)"
-    info(f"wrote Triton model {repo.name!r} ({batch}) to {repo.model_dir}; serve with: "
+    ensemble = f"; clients send encoded images to {repo.ensemble_name!r}" if repo.ensemble_name else ""
+    info(f"wrote Triton model {repo.name!r} ({batch}) to {repo.model_dir}{ensemble}; serve with: "
          f"tritonserver --model-repository {repo.root}")
     return 0

@@ -237,10 +237,12 @@ def validate_fp32(bundle: Bundle, module, images: str | Path | None = None) -> l
     dynamic = bundle.section("model")["dynamic_batch"]
     ref = reference_outputs(torch_runner(module), inputs)
     names = [o["name"] for o in bundle.artifact("model.onnx")["outputs"]]
-    checks = check_numerics("model.onnx", ort_runner(bundle.verify("model.onnx")), ref, inputs, desc, "fp32", dynamic, names)
+    checks = check_numerics("model.onnx", ort_runner(bundle.verify("model.onnx")), ref, inputs, desc, "fp32", dynamic, names,
+                             static_batch=shape[0])
     if "model.ts" in bundle.artifacts:
         ts = load_torchscript(bundle.verify("model.ts"))
-        checks += check_numerics("model.ts", torch_runner(ts), ref, inputs, desc, "fp32", dynamic, names, backend="torchscript")
+        checks += check_numerics("model.ts", torch_runner(ts), ref, inputs, desc, "fp32", dynamic, names, backend="torchscript",
+                                 static_batch=shape[0])
     checks += validate_torch_formats(bundle, ref, inputs, desc)
     for c in checks:
         bundle.record_check(c)

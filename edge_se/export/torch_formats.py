@@ -94,12 +94,14 @@ def _failed(bundle: Bundle, fmt: str, error: ExportError, plan: FormatPlan, out:
 
 def validate_torch_formats(bundle: Bundle, ref, inputs, desc) -> list[dict[str, Any]]:
     """Numerics of every torch.export artifact in ``bundle``, each on the runtime backend that runs it."""
-    dynamic = bundle.section("model")["dynamic_batch"]
+    model = bundle.section("model")
+    dynamic = model["dynamic_batch"]
     checks: list[dict[str, Any]] = []
     for name, rec in list(bundle.artifacts.items()):
         if rec.get("format") not in TORCH_FORMATS:
             continue
         fn, backend = torch_format_runner(bundle.verify(name), name, rec)
         names = [o["name"] for o in rec.get("outputs", [])] or None
-        checks += check_numerics(name, fn, ref, inputs, desc, rec["precision"], dynamic, names, backend=backend)
+        checks += check_numerics(name, fn, ref, inputs, desc, rec["precision"], dynamic, names, backend=backend,
+                                 static_batch=model["input_shape"][0])
     return checks

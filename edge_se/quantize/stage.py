@@ -133,6 +133,15 @@ def _io(bundle: Bundle) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------- FP16
+def _dynamic_batch_only(bundle: Bundle, what: str) -> None:
+    """Quantization runs batches of its own size, which a static-batch ONNX refuses."""
+    model = bundle.section("model")
+    if not model["dynamic_batch"]:
+        raise InputError(f"bundle {bundle.root} has a static batch of {model['input_shape'][0]}; {what} runs batches "
+                         "of its own size: re-export without --static-batch (a TensorRT recipe still fixes the "
+                         "engine's batch)")
+
+
 def quantize_fp16(
     bundle: Bundle, *, keep_io_types: bool = True, images: str | Path | None = None, reference: Any = None
 ) -> Bundle:
@@ -140,6 +149,7 @@ def quantize_fp16(
 
     Holds the bundle's lock throughout; the artifact and the manifest are published in one step.
     """
+    _dynamic_batch_only(bundle, "FP16 validation")
     with bundle.writing():
         return _quantize_fp16(bundle, keep_io_types=keep_io_types, images=images, reference=reference)
 
@@ -220,6 +230,7 @@ def quantize_int8(
     ``model.int8.pte``, ExecuTorch INT8 quantized from ``model.pt2`` on the same calibration set
     (:mod:`edge_se.quantize.pte_int8`; needs the executorch extra).
     """
+    _dynamic_batch_only(bundle, "INT8 calibration")
     with bundle.writing():
         return _quantize_int8(bundle, calibration, policy=policy, method=method, percentile=percentile,
                               budget=_budget(policy, max_drop, min_agreement, min_int8), evaluation=evaluation,

@@ -38,6 +38,9 @@ NATIVE = (mf.ONNX, mf.TORCHSCRIPT, mf.TENSORRT_ENGINE)
 WARMUP_KINDS = ("zero", "random", "none")
 DEFAULT_MAX_BATCH = 8
 PYTHON_MODEL = Path(__file__).with_name("triton_python_model.py")
+PREPROCESS_MODEL = Path(__file__).with_name("triton_preprocess_model.py")
+#: the ensemble's input: one encoded image (PNG, JPEG, ...) per batch row
+IMAGE_INPUT = "IMAGE"
 #: Python-backend parameters read by ``triton_python_model.py``
 PARAM_ARTIFACT, PARAM_BACKEND = "edge_se_artifact", "edge_se_backend"
 
@@ -57,6 +60,9 @@ class TritonOptions:
     runtime_backend: str = "onnxruntime"
     #: the serving GPU's compute capability; an engine's sidecar must name it
     compute_capability: str | None = None
+    #: also write ``<name>_preprocess`` (Python backend: encoded image bytes -> the bundle's
+    #: preprocessing) and ``<name>_ensemble`` (preprocess -> model) for clients that send raw images
+    ensemble: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,8 @@ class TritonRepository:
     model_dir: Path
     config_text: str
     max_batch_size: int
+    #: the ensemble clients send encoded images to (``ensemble=True``), else None
+    ensemble_name: str | None = None
 
 
 def _model_config_pb2() -> Any:
@@ -139,7 +147,7 @@ def _engine_checked(bundle: Bundle, record: dict[str, Any], opts: TritonOptions)
     return {**record, "inputs": bundle.artifact(onnx).get("inputs"), "outputs": bundle.artifact(onnx).get("outputs")}
 
 
-def _engine_batch_top(record: dict[str, Any]) -> int:
+def engine_batch_top(record: dict[str, Any]) -> int:
     """The largest batch every optimization profile of an engine admits."""
     profiles = (record.get("plan") or {}).get("profiles")
     try:
@@ -192,7 +200,7 @@ def model_config(bundle: Bundle, opts: TritonOptions, name: str) -> tuple[dict[s
     specs = record
     if fmt == mf.TENSORRT_ENGINE:
         specs = _engine_checked(bundle, record, opts)
-    max_batch = _batching(specs, bundle, opts, top=_engine_batch_top(record) if fmt == mf.TENSORRT_ENGINE else None)
+    max_batch = _batching(specs, bundle, opts, top=engine_batch_top(record) if fmt == mf.TENSORRT_ENGINE else None)
     batched = max_batch > 0
     libtorch = opts.serve == "native" and fmt == mf.TORCHSCRIPT
     config: dict[str, Any] = {
@@ -270,6 +278,42 @@ def default_name(bundle: Bundle) -> str:
     return name[:128]
 
 
+def ensemble_configs(bundle: Bundle, config: dict[str, Any], opts: TritonOptions) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``<name>_preprocess`` and ``<name>_ensemble`` configs around the model ``config``."""
+    from edge_se.preprocess import PreprocessSpec
+
+    max_batch = config["max_batch_size"]
+    if max_batch == 0:
+        raise InputError(f"--ensemble: artifact {opts.artifact} has a static batch; the ensemble batches encoded "
+                         "images, so export a dynamic-batch bundle")
+    if len(config["input"]) != 1:
+        raise InputError(f"--ensemble: artifact {opts.artifact} has {len(config['input'])} inputs; the preprocessing "
+                         "step feeds one image input")
+    spec = PreprocessSpec.from_dict(bundle.section("preprocessing"), f"{bundle.root / MANIFEST_NAME}: preprocessing")
+    model_in = config["input"][0]
+    expect = [spec.channels, *spec.crop] if spec.layout == "NCHW" else [*spec.crop, spec.channels]
+    if model_in["dims"] != expect or model_in["data_type"] != TRITON_DTYPES[spec.dtype]:
+        raise BundleError(f"--ensemble: artifact {opts.artifact} input {model_in['dims']} {model_in['data_type']} does "
+                          f"not match the bundle's preprocessing ({expect}, {spec.dtype}); re-export the bundle")
+    name = config["name"]
+    for derived in (f"{name}_preprocess", f"{name}_ensemble"):
+        _check_name("--ensemble: model name", derived, "choose a shorter --name")
+    pre = {"name": f"{name}_preprocess", "backend": "python", "max_batch_size": max_batch,
+           "input": [{"name": IMAGE_INPUT, "data_type": "TYPE_STRING", "dims": [1]}],
+           "output": [{"name": model_in["name"], "data_type": model_in["data_type"], "dims": model_in["dims"]}],
+           "instance_group": [{"count": opts.instances, "kind": "KIND_CPU"}]}
+    outputs = [{k: v for k, v in o.items() if k != "label_filename"} for o in config["output"]]
+    ens = {"name": f"{name}_ensemble", "platform": "ensemble", "max_batch_size": max_batch,
+           "input": [{"name": IMAGE_INPUT, "data_type": "TYPE_STRING", "dims": [1]}], "output": outputs,
+           "ensemble_scheduling": {"step": [
+               {"model_name": pre["name"], "model_version": -1, "input_map": {IMAGE_INPUT: IMAGE_INPUT},
+                "output_map": {model_in["name"]: "preprocessed"}},
+               {"model_name": name, "model_version": -1, "input_map": {model_in["name"]: "preprocessed"},
+                "output_map": {o["name"]: o["name"] for o in outputs}},
+           ]}}
+    return pre, ens
+
+
 def export_triton(bundle_dir: str | Path, out: str | Path, opts: TritonOptions = TritonOptions(),
                   force: bool = False) -> TritonRepository:
     """Write a Triton model repository serving one artifact of a bundle (see the module docstring)."""
@@ -278,6 +322,8 @@ def export_triton(bundle_dir: str | Path, out: str | Path, opts: TritonOptions =
     name = _check_name("--name", opts.name, "choose another --name") if opts.name else default_name(bundle)
     config, max_batch = model_config(bundle, opts, name)
     text = config_text(config)
+    extra = ensemble_configs(bundle, config, opts) if opts.ensemble else ()
+    extra_texts = [(c["name"], config_text(c)) for c in extra]
     record = bundle.artifact(opts.artifact)
     out = check_out_path(out)
     with staged_output(out, force, "triton-repository", bundle) as stage:
@@ -300,4 +346,12 @@ def export_triton(bundle_dir: str | Path, out: str | Path, opts: TritonOptions =
         if bundle.manifest.get("labels"):
             copy_verified(bundle, bundle.manifest["labels"], model_dir / "labels.txt")
         atomic_write_text(model_dir / "config.pbtxt", text)
-    return TritonRepository(out, name, out / name, text, max_batch)
+        for model_name, model_text in extra_texts:
+            (stage / model_name / "1").mkdir(parents=True)  # an ensemble needs its (empty) version folder too
+            atomic_write_text(stage / model_name / "config.pbtxt", model_text)
+        if extra_texts:
+            pre = stage / extra_texts[0][0] / "1"
+            atomic_write_text(pre / "model.py", PREPROCESS_MODEL.read_text(encoding="utf-8"))
+            (pre / "bundle").mkdir()
+            (pre / "bundle" / MANIFEST_NAME).write_bytes((bundle.root / MANIFEST_NAME).read_bytes())
+    return TritonRepository(out, name, out / name, text, max_batch, extra_texts[1][0] if extra_texts else None)

@@ -36,7 +36,8 @@ def validate_bundle(
             fn, backend = torch_format_runner(bundle.path(name), name, rec)
         else:
             continue  # engines are validated on their device (edge-se build)
-        checks += check_numerics(name, fn, ref, inputs, desc, rec["precision"], model["dynamic_batch"], names, backend)
+        checks += check_numerics(name, fn, ref, inputs, desc, rec["precision"], model["dynamic_batch"], names, backend,
+                                 static_batch=model["input_shape"][0])
     for c in checks:
         bundle.record_check(c)
     return checks

@@ -53,11 +53,21 @@ def ort_session(path: Path, threads: int | None = None):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def run_batched(fn, x: np.ndarray, batch: int) -> list[np.ndarray]:
-    """Run ``fn(batch_array) -> list[array]`` over ``x`` in chunks of ``batch``; concatenate."""
+def run_batched(fn, x: np.ndarray, batch: int, fixed: bool = False) -> list[np.ndarray]:
+    """Run ``fn(batch_array) -> list[array]`` over ``x`` in chunks of ``batch``; concatenate.
+
+    ``fixed``: the model takes exactly ``batch`` samples (a static batch), so a short last chunk is
+    padded with copies of its last sample and their outputs are dropped.
+    """
     outs: list[list[np.ndarray]] = []
     for i in range(0, len(x), batch):
-        outs.append(fn(x[i : i + batch]))
+        chunk = x[i : i + batch]
+        n = len(chunk)
+        if fixed and n < batch:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - n, axis=0)])
+            outs.append([o[:n] for o in fn(chunk)])
+        else:
+            outs.append(fn(chunk))
     return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
 
@@ -128,17 +138,19 @@ def check_numerics(
     dynamic_batch: bool,
     output_names: Sequence[str] | None = None,
     backend: str = "onnxruntime-cpu",
+    static_batch: int = 1,
 ) -> list[dict[str, Any]]:
     """One check per (input set, batch size): metrics, verdict and the rule's thresholds.
 
-    ``reference`` comes from :func:`reference_outputs` on the same ``inputs``.
+    ``reference`` comes from :func:`reference_outputs` on the same ``inputs``; a static-batch
+    artifact (``dynamic_batch`` false) is run at its own ``static_batch``.
     """
     checks = []
-    batches = [1, SECOND_BATCH] if dynamic_batch else [1]
+    batches = [1, SECOND_BATCH] if dynamic_batch else [static_batch]
     for set_name, x in inputs.items():
         ref = reference[set_name]
         for b in batches:
-            got = run_batched(run_fn, x, b)
+            got = run_batched(run_fn, x, b, fixed=not dynamic_batch)
             result = compare_outputs(ref, got, precision, names=output_names)
             if precision == "int8" and set_name in OUT_OF_DISTRIBUTION:
                 # INT8 ranges are calibrated on the data; noise far outside them clips by design

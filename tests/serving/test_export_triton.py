@@ -189,3 +189,29 @@ def test_manifest_specs_triton_cannot_take_are_refused(bundle, tmp_path, capsys,
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "repo").exists()
+
+
+def test_ensemble_wires_preprocessing_to_the_model_and_parses(bundle, tmp_path):
+    repo = tmp_path / "repo"
+    assert main(["-q", "export-triton", str(bundle), "--out", str(repo), "--ensemble", "--max-batch", "4"]) == 0
+    model, pre, ens = _config(repo), _config(repo, "se_digits_preprocess"), _config(repo, "se_digits_ensemble")
+    assert pre.backend == "python" and ens.platform == "ensemble"
+    assert model.max_batch_size == pre.max_batch_size == ens.max_batch_size == 4
+    # the preprocessing step's output is exactly the model's input; the ensemble's outputs are the model's
+    assert [(t.name, list(t.dims), t.data_type) for t in pre.output] == \
+        [(t.name, list(t.dims), t.data_type) for t in model.input]
+    assert [(t.name, list(t.dims)) for t in ens.output] == [(t.name, list(t.dims)) for t in model.output]
+    first, second = ens.ensemble_scheduling.step
+    assert (first.model_name, second.model_name) == ("se_digits_preprocess", "se_digits")
+    assert first.output_map["input"] == second.input_map["input"]
+    assert set(second.output_map) == {t.name for t in model.output}
+    assert (repo / "se_digits_ensemble" / "1").is_dir() and not any((repo / "se_digits_ensemble" / "1").iterdir())
+    assert (repo / "se_digits_preprocess" / "1" / "model.py").is_file()
+    assert json.loads((repo / "se_digits_preprocess" / "1" / "bundle" / "manifest.json").read_text())[
+        "preprocessing"] == _manifest(bundle)["preprocessing"]
+
+
+def test_ensemble_of_a_static_batch_bundle_is_refused(tmp_path, capsys):
+    b = _export(tmp_path / "static", "--input-shape", "2x1x32x32", "--static-batch")
+    assert main(["export-triton", str(b), "--out", str(tmp_path / "repo"), "--ensemble"]) == 2
+    assert "static batch" in capsys.readouterr().err and not (tmp_path / "repo").exists()

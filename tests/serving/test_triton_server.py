@@ -40,7 +40,7 @@ def server(bundle, tmp_path_factory):
     repo = tmp_path_factory.mktemp("triton") / "repo"
     # a long queue delay so that concurrent requests are merged into one execution
     assert main(["-q", "export-triton", str(bundle), "--out", str(repo), "--serve", "python", "--name", NAME,
-                 "--max-batch", str(CLIENTS), "--max-queue-delay-us", "300000"]) == 0
+                 "--max-batch", str(CLIENTS), "--max-queue-delay-us", "300000", "--ensemble"]) == 0
     with local_triton(repo, log_verbose=1) as s:
         yield s
 
@@ -126,3 +126,43 @@ def test_non_finite_input_is_an_error_response_not_a_crash(server):
     out = _http(server, x)  # the runtime warns and runs; Triton returns the result
     assert out.shape == (1, 10)
     assert http.InferenceServerClient(server.http_url).is_server_ready()
+
+
+def _encoded(tmp_path: Path) -> list[Path]:
+    """Real encoded files the way a camera client sends them: a PNG (grey) and a JPEG (colour, other size)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    png, jpg = tmp_path / "a.png", tmp_path / "b.jpg"
+    Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8), "L").save(png)
+    ramp = np.linspace(0, 255, 48 * 40, dtype=np.float32).reshape(40, 48)
+    Image.fromarray(np.stack([ramp, ramp[::-1], np.full_like(ramp, 90)], -1).astype(np.uint8), "RGB").save(jpg)
+    return [png, jpg]
+
+
+def _bytes_input(module, paths: list[Path]):
+    data = np.array([[p.read_bytes()] for p in paths], dtype=np.object_)
+    inp = module.InferInput("IMAGE", list(data.shape), "BYTES")
+    inp.set_data_from_numpy(data)
+    return inp
+
+
+def test_ensemble_applies_the_bundles_preprocessing_to_encoded_images(server, runtime, tmp_path):
+    paths = _encoded(tmp_path)
+    want = runtime.predict([str(p) for p in paths])  # the runtime decodes and preprocesses the same files
+    got_http = http.InferenceServerClient(server.http_url).infer(f"{NAME}_ensemble", [_bytes_input(http, paths)])
+    got_grpc = grpc.InferenceServerClient(server.grpc_url).infer(f"{NAME}_ensemble", [_bytes_input(grpc, paths)])
+    np.testing.assert_allclose(got_http.as_numpy("logits"), want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got_grpc.as_numpy("logits"), want, rtol=1e-6, atol=1e-6)
+
+
+def test_ensemble_request_with_bytes_that_are_no_image_gets_an_error(server, runtime, tmp_path):
+    from tritonclient.utils import InferenceServerException
+
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image at all")
+    with pytest.raises(InferenceServerException, match="cannot decode image 0 of the request"):
+        http.InferenceServerClient(server.http_url).infer(f"{NAME}_ensemble", [_bytes_input(http, [junk])])
+    paths = _encoded(tmp_path)
+    got = http.InferenceServerClient(server.http_url).infer(f"{NAME}_ensemble", [_bytes_input(http, paths[:1])])
+    np.testing.assert_allclose(got.as_numpy("logits"), runtime.predict([str(paths[0])]), rtol=1e-6, atol=1e-6)

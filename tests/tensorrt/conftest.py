@@ -51,8 +51,11 @@ def make_bundle(root: Path, files: dict[str, Path], input_shape=(1, 3, 32, 32), 
     from edge_se.bundle import Bundle
 
     root.mkdir(parents=True, exist_ok=True)
+    preprocessing = {"crop": list(input_shape[2:]), "layout": "NCHW"}
+    if input_shape[1] == 1:  # what export writes for a one-channel model
+        preprocessing.update(color="GRAY", mean=[0.5], std=[0.5])
     bundle = Bundle.new(root, model={"spec": "tiny", "input_shape": list(input_shape), "dynamic_batch": True},
-                        preprocessing={"crop": list(input_shape[2:]), "layout": "NCHW"}, tools={})
+                        preprocessing=preprocessing, tools={})
     for name, src in files.items():
         shutil.copyfile(src, root / name)
         precision = "int8" if "int8" in name else "fp16" if "fp16" in name else "fp32"

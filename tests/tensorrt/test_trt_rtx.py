@@ -137,3 +137,34 @@ def test_export_triton_serves_the_built_engine_as_tensorrt_plan(rtx, tmp_path, s
                      "desktop-fp32.engine", "--kind", "gpu", *args]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+
+
+def test_export_deepstream_names_the_built_engine_and_its_onnx(rtx, tmp_path, small_onnx, capsys):
+    """The build stage's real engine record, read by ``edge-se export-deepstream --engine``."""
+    from edge_se.bundle import sha256_file
+    from edge_se.cli import main
+    from edge_se.tensorrt.build import build_bundle_engine
+    from edge_se.tensorrt.recipe import load_recipe
+
+    src, shape = small_onnx
+    bundle = make_bundle(tmp_path / "b", {"model.onnx": src}, input_shape=tuple(shape), recorded=("batch", *shape[1:]))
+    recipe_path = tmp_path / "desktop-fp32.toml"
+    recipe_path.write_text(
+        f'[model]\nspec = "zoo"\ninput_shape = {[2, *shape[1:]]}\nbatch = [1, 2, 4]\n'
+        '[target]\nname = "desktop"\ntensorrt = ">=11.0"\n[precision]\nmode = "fp32"\n'
+    )
+    build_bundle_engine(bundle.root, load_recipe(recipe_path), flavor="tensorrt_rtx")
+    out = tmp_path / "ds"
+    assert main(["-q", "export-deepstream", str(bundle.root), "--out", str(out), "--engine", "desktop-fp32.engine",
+                 "--batch-size", "4"]) == 0
+    text = (out / "config_infer_primary.txt").read_text()
+    for line in ("model-engine-file=model.engine", "onnx-file=model.onnx", "network-mode=0", "batch-size=4",
+                 f"infer-dims={';'.join(map(str, shape[1:]))}"):
+        assert line in text.splitlines()
+    assert sha256_file(out / "model.engine") == sha256_file(bundle.root / "desktop-fp32.engine")
+    assert sha256_file(out / "model.onnx") == sha256_file(bundle.root / "model.onnx")
+    for args, message in ((["--batch-size", "8"], "profile max (4)"), (["--precision", "int8"], "was built fp32")):
+        assert main(["export-deepstream", str(bundle.root), "--out", str(tmp_path / "d2"), "--engine",
+                     "desktop-fp32.engine", *args]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "d2").exists()
