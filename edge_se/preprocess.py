@@ -6,7 +6,9 @@ same tensors. Only NumPy and Pillow are used (no torch), because the runtime dep
 
 Pipeline, in order: decode -> convert to the colour mode -> resize (shorter side to ``resize``,
 keeping aspect) -> center crop to ``crop`` -> scale by ``scale`` -> ``(x - mean) / std`` ->
-channel order (RGB/BGR) -> layout (NCHW/NHWC) -> dtype.
+channel order (RGB/BGR) -> layout (NCHW/NHWC) -> dtype. Sizes, crop offsets and the 1/255 scale
+are computed as torchvision's ``Resize`` + ``CenterCrop`` + ``ToTensor`` + ``Normalize`` compute
+them on PIL images, so a bundle's tensor equals torchvision's bit for bit (tested).
 """
 
 from __future__ import annotations
@@ -197,6 +199,18 @@ def _resample(name: str) -> int:
     return {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[name]
 
 
+def resized_size(w: int, h: int, short: int) -> tuple[int, int]:
+    """(w, h) after resizing the shorter side to ``short``, the long side truncated as torchvision's ``Resize``."""
+    if w <= h:
+        return short, int(short * h / w)
+    return int(short * w / h), short
+
+
+def crop_offset(size: int, crop: int) -> int:
+    """Left/top offset of a center crop, rounded as torchvision's ``CenterCrop`` rounds it."""
+    return int(round((size - crop) / 2.0))
+
+
 def preprocess_image(image: Any, spec: PreprocessSpec) -> np.ndarray:
     """One image (path, PIL image, or HxW / HxWxC uint8 array in RGB order) -> CHW or HWC array."""
     from PIL import Image
@@ -222,17 +236,19 @@ def preprocess_image(image: Any, spec: PreprocessSpec) -> np.ndarray:
     ch, cw = spec.crop
     if spec.resize is not None:
         w, h = im.size
-        s = spec.resize / min(w, h)
-        nw, nh = max(cw, round(w * s)), max(ch, round(h * s))
-        im = im.resize((nw, nh), _resample(spec.interpolation))
+        if (w, h) != resized_size(w, h, spec.resize):
+            im = im.resize(resized_size(w, h, spec.resize), _resample(spec.interpolation))
     w, h = im.size
-    if w < cw or h < ch:
+    if w < cw or h < ch:  # torchvision would pad with zeros here; an upscale keeps the whole picture
         im = im.resize((max(w, cw), max(h, ch)), _resample(spec.interpolation))
         w, h = im.size
-    left, top = (w - cw) // 2, (h - ch) // 2
+    left, top = crop_offset(w, cw), crop_offset(h, ch)
     im = im.crop((left, top, left + cw, top + ch))
 
-    x = np.asarray(im, dtype=np.float32) * np.float32(spec.scale)
+    x = np.asarray(im, dtype=np.float32)
+    inverse = 1.0 / spec.scale
+    # ToTensor divides by 255; multiplying by the rounded float32 of 1/255 differs in the last bit
+    x = x / np.float32(inverse) if inverse.is_integer() else x * np.float32(spec.scale)
     if x.ndim == 2:
         x = x[:, :, None]
     x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)

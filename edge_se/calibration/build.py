@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from edge_se.bundle import owned_mkdtemp
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from edge_se import __version__, progress
-from edge_se.bundle import atomic_write_json, sha256_file, staged_dir, utc_now
+from edge_se.bundle import atomic_write_json, owned_mkdtemp, sha256_file, staged_dir, utc_now
 from edge_se.calibration.dataset import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -24,8 +23,11 @@ from edge_se.calibration.dataset import (
 from edge_se.calibration.select import select
 from edge_se.calibration.sources import BadImage, Source, open_source
 from edge_se.calibration.spec import CalibSpec, load_spec
-from edge_se.errors import CalibrationError
-from edge_se.preprocess import preprocess_image
+from edge_se.errors import CalibrationError, ImagesError
+from edge_se.preprocess import PreprocessSpec, list_images, preprocess_image
+
+#: images taken from a plain ``--calib`` folder when it holds more (TensorRT's guidance: 500-1000)
+DEFAULT_FOLDER_COUNT = 512
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -115,6 +117,33 @@ def build_calibration_set(spec: CalibSpec | str | os.PathLike[str], out_dir: str
         counts = Counter(int(v) for v in labels)
         per_class = {name: counts.get(k, 0) for k, name in enumerate(source.classes or [])}
 
+    samples = []
+    for i in chosen:
+        rec: dict[str, Any] = dict(source.candidates[i].record)
+        rec["mode"] = modes[i]
+        if spec.kind == "folder":
+            rec["sha256"] = sha256_file(Path(source.info["root"]) / rec["path"])
+        samples.append(rec)
+    return _publish(out, x, labels, {
+        "spec": {
+            "path": str(spec.spec_file) if spec.spec_file else None,
+            "sha256": spec.spec_sha256,
+            "text": spec.spec_text,
+            "description": spec.description,
+        },
+        "source": {"kind": spec.kind, **source.info},
+        "selection": {"count": spec.count, "seed": spec.seed, "method": spec.method, "skip_bad": spec.skip_bad},
+        "preprocessing": spec.preprocessing.to_dict(),
+        "classes": source.classes,
+        "counts_per_class": per_class,
+        "converted": {"to": target_mode, "count": sum(converted.values()), "by_mode": converted},
+        "skipped": skipped,
+        "samples": samples,
+    })
+
+
+def _publish(out: Path, x: np.ndarray, labels: np.ndarray | None, fields: dict[str, Any]) -> Path:
+    """Write ``x`` as shards (+ labels) and the manifest into a staging folder renamed to ``out``."""
     with staged_dir(out) as stage:
         shards = []
         for k, start in enumerate(range(0, len(x), SHARD_SIZE)):
@@ -125,40 +154,65 @@ def build_calibration_set(spec: CalibSpec | str | os.PathLike[str], out_dir: str
         if labels is not None:
             np.save(stage / "labels.npy", labels)
             label_rec = {"path": "labels.npy", "sha256": sha256_file(stage / "labels.npy")}
-        samples = []
-        for i in chosen:
-            rec: dict[str, Any] = dict(source.candidates[i].record)
-            rec["mode"] = modes[i]
-            if spec.kind == "folder":
-                rec["sha256"] = sha256_file(Path(source.info["root"]) / rec["path"])
-            samples.append(rec)
-        manifest = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "created": utc_now(),
-            "edge_se_version": __version__,
-            "spec": {
-                "path": str(spec.spec_file) if spec.spec_file else None,
-                "sha256": spec.spec_sha256,
-                "text": spec.spec_text,
-                "description": spec.description,
-            },
-            "source": {"kind": spec.kind, **source.info},
-            "selection": {"count": spec.count, "seed": spec.seed, "method": spec.method, "skip_bad": spec.skip_bad},
-            "preprocessing": spec.preprocessing.to_dict(),
-            "count": int(len(x)),
-            "shape": list(x.shape),
-            "dtype": str(x.dtype),
-            "shards": shards,
-            "labels": label_rec,
-            "classes": source.classes,
-            "counts_per_class": per_class,
-            "converted": {"to": target_mode, "count": sum(converted.values()), "by_mode": converted},
-            "skipped": skipped,
-            "samples": samples,
-        }
+        manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "created": utc_now(),
+                    "edge_se_version": __version__, **fields, "count": int(len(x)), "shape": list(x.shape),
+                    "dtype": str(x.dtype), "shards": shards, "labels": label_rec}
         atomic_write_json(stage / MANIFEST_NAME, manifest)
     return out
+
+
+def folder_spec(folder: Path, preprocessing: PreprocessSpec, count: int | None = None) -> CalibSpec:
+    """A spec for a plain folder of images, preprocessed as the bundle records (``--calib photos/``)."""
+    try:
+        images = list_images(folder)
+    except ImagesError as e:
+        raise CalibrationError(f"--calib {folder}: {e} and no calibration-set {MANIFEST_NAME}") from None
+    n = min(len(images), count or DEFAULT_FOLDER_COUNT)
+    classes = sorted({p.relative_to(folder).parts[0] for p in images if len(p.relative_to(folder).parts) > 1})
+    labels = f"; subfolders are class labels 0..{len(classes) - 1} in sorted order ({classes[0]!r} = 0)" if classes else ""
+    text = f"# --calib {folder}: an image folder, the bundle's preprocessing\n{sorted(preprocessing.to_dict().items())}\n"
+    return CalibSpec(kind="folder", preprocessing=preprocessing, count=n, path=folder.resolve(),
+                     description=f"image folder {folder} ({n} of {len(images)} images{labels})", spec_text=text)
+
+
+def tensors_set(path: Path, preprocessing: PreprocessSpec, out: Path) -> Path:
+    """A set from a ``.npy``/``.npz`` of already preprocessed tensors (N first; ``labels`` optional in a ``.npz``)."""
+    try:
+        loaded = np.load(path, allow_pickle=False)  # never unpickle a file from elsewhere
+    except (OSError, ValueError) as e:
+        raise CalibrationError(f"--calib {path}: not a readable .npy/.npz without pickled objects ({e})") from None
+    labels = None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            keys = [k for k in loaded.files if k != "labels"]
+            if len(keys) != 1:
+                raise CalibrationError(f"--calib {path}: a .npz must hold one input array (and optionally 'labels'), "
+                                       f"found {', '.join(loaded.files) or 'nothing'}")
+            x = loaded[keys[0]]
+            labels = loaded["labels"].astype(np.int64) if "labels" in loaded.files else None
+    else:
+        x = loaded
+    if x.dtype not in (np.float32, np.float16) or x.ndim != 4 or len(x) == 0:
+        raise CalibrationError(f"--calib {path}: expected preprocessed float32/float16 tensors N x C x H x W, got "
+                               f"{x.dtype} {list(x.shape)}")
+    if not np.isfinite(x).all():
+        raise CalibrationError(f"--calib {path}: the tensors hold NaN or infinity; calibrate on finite data")
+    if labels is not None and labels.shape != (len(x),):
+        raise CalibrationError(f"--calib {path}: 'labels' has shape {list(labels.shape)}, expected [{len(x)}]")
+    return _publish(out, np.ascontiguousarray(x, dtype=np.float32), labels, {
+        "spec": {"path": None, "sha256": "", "text": "", "description": f"preprocessed tensors from {path.name}"},
+        "source": {"kind": "tensors", "file": str(path), "sha256": sha256_file(path)},
+        "selection": {"count": int(len(x)), "seed": 0, "method": "all", "skip_bad": False},
+        "preprocessing": preprocessing.to_dict(),
+        "classes": None, "counts_per_class": {}, "converted": {"to": None, "count": 0, "by_mode": {}},
+        "skipped": [], "samples": [],
+    })
+
+
+def _describe(pre: PreprocessSpec) -> str:
+    resize = f"resize {pre.resize}, " if pre.resize else ""
+    return (f"{pre.color}, {resize}center crop {pre.crop[0]}x{pre.crop[1]}, mean {list(pre.mean)}, "
+            f"std {list(pre.std)}")
 
 
 def _cache_key(spec: CalibSpec) -> str:
@@ -178,8 +232,10 @@ def _cache_key(spec: CalibSpec) -> str:
 
 
 def calibration_from(path_or_spec: CalibSpec | str | os.PathLike[str],
-                     out_cache: str | os.PathLike[str] | None = None) -> CalibrationSet:
-    """A calibration set from a built set folder, a TOML spec path, or a CalibSpec.
+                     out_cache: str | os.PathLike[str] | None = None,
+                     preprocessing: PreprocessSpec | None = None) -> CalibrationSet:
+    """A calibration set from a built set folder, a TOML spec path, a CalibSpec, or, given the
+    bundle's ``preprocessing``, a plain folder of images or a ``.npy``/``.npz`` of preprocessed tensors.
 
     A spec is built into ``out_cache/calib-<spec stem>-<key>`` (reused when already there; the
     key hashes the spec text, the count and, for folders, every file's path, size and mtime)
@@ -189,11 +245,27 @@ def calibration_from(path_or_spec: CalibSpec | str | os.PathLike[str],
         spec = path_or_spec
     else:
         p = Path(path_or_spec)
-        if p.is_dir():
+        if p.is_dir() and (p / MANIFEST_NAME).is_file():
             return load_calibration_set(p)
         if not p.exists():
-            raise CalibrationError(f"calibration set or spec {p} does not exist; pass a set folder or a .toml spec")
-        spec = load_spec(p)
+            raise CalibrationError(f"calibration set or spec {p} does not exist; pass an image folder, a set folder, "
+                                   "a .npy/.npz of preprocessed tensors or a .toml spec")
+        if (p.is_dir() or p.suffix.lower() in (".npy", ".npz")) and preprocessing is None:
+            raise CalibrationError(f"{p} is not a calibration set (no {MANIFEST_NAME}) or a .toml spec; build one "
+                                   "with 'edge-se calibrate SPEC --out DIR'")
+        if p.suffix.lower() in (".npy", ".npz") and p.is_file():
+            root = Path(out_cache) if out_cache is not None else owned_mkdtemp("edge-se-calib-")
+            out = root / f"tensors-{p.stem}-{sha256_file(p)[:12]}"
+            built = load_calibration_set(out if (out / MANIFEST_NAME).is_file() else tensors_set(p, preprocessing, out))
+            progress.info(f"calibrating on the {built.count} preprocessed tensors in {p} (taken as the bundle's "
+                          "preprocessing)")
+            return built
+        if p.is_dir():
+            spec = folder_spec(p, preprocessing)
+            progress.info(f"calibrating on {spec.description}, preprocessed as the bundle records: "
+                          f"{_describe(preprocessing)}")
+        else:
+            spec = load_spec(p)
     stem = spec.spec_file.stem if spec.spec_file else "spec"
     if out_cache is None:
         out = owned_mkdtemp("edge-se-calib-") / "set"

@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("bundle", help="bundle folder holding model.onnx (FP32)")
     p.add_argument("--precision", required=True, choices=PRECISIONS, help="fp16 or int8")
-    p.add_argument("--calib", help="int8: calibration set folder or TOML spec (see calibration/*.toml)")
+    p.add_argument("--calib", help="int8: a folder of images (preprocessed as the bundle records), a .npy/.npz of "
+                   "preprocessed tensors, a calibration set folder or a TOML spec (see calibration/*.toml)")
     p.add_argument("--eval", dest="eval_set", help="int8: labelled set folder or TOML spec for auto's budget and the "
                    "accuracy check (default: the calibration set)")
     p.add_argument("--policy", choices=POLICIES, default=None, help=f"int8 precision policy (default {DEFAULT_POLICY})")
@@ -115,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         _refuse(args, ["fp16_io", "images"], "int8")
         if not args.calib:
-            raise CalibrationError("--precision int8 needs --calib DIR|SPEC (a calibration set folder or a TOML spec, "
-                                   "e.g. calibration/digits.toml)")
+            raise CalibrationError("--precision int8 needs --calib (a folder of images, a .npy/.npz of preprocessed "
+                                   "tensors, a calibration set folder or a TOML spec, e.g. calibration/digits.toml)")
         if args.percentile is not None and args.method != "percentile":
             raise InputError("--percentile applies to --method percentile only")
         stage._fp32_onnx(bundle)  # refuse a bundle without model.onnx before building a calibration set
@@ -140,9 +141,12 @@ def run(args: argparse.Namespace) -> int:
         # the budget is checked (exit 2) before any calibration set is built
         stage._budget(args.policy or stage.DEFAULT_POLICY, args.max_drop, args.min_agreement, args.min_int8)
         # a spec is built into a temporary folder removed afterwards; a set folder is read in place
+        from edge_se.preprocess import PreprocessSpec
+
+        pre = PreprocessSpec.from_dict(bundle.section("preprocessing"), f"{bundle.root / 'manifest.json'}: preprocessing")
         with owned_tempdir("edge-se-calib-") as tmp:
-            calib = calibration_from(args.calib, tmp)
-            evaluation = calibration_from(args.eval_set, tmp) if args.eval_set else None
+            calib = calibration_from(args.calib, tmp, preprocessing=pre)
+            evaluation = calibration_from(args.eval_set, tmp, preprocessing=pre) if args.eval_set else None
             stage.quantize_int8(
                 bundle, calib, policy=args.policy or stage.DEFAULT_POLICY, method=args.method or stage.DEFAULT_METHOD,
                 max_drop=args.max_drop, min_agreement=args.min_agreement, min_int8=args.min_int8, evaluation=evaluation, reduce_range=args.reduce_range,

@@ -389,7 +389,8 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
         "set_sha256": calibration.sha256,
         "count": calibration.count,
         "set": str(calibration.root),  # a temporary folder when `edge-se quantize` built it from a spec
-        "spec": {k: (calibration.manifest.get("spec") or {}).get(k) for k in ("path", "sha256")},
+        "spec": {k: (calibration.manifest.get("spec") or {}).get(k) for k in ("path", "sha256", "description")},
+        "source": calibration.manifest.get("source"),
         "tensors": len(ranges.ranges),
         "memory": mem.to_dict(),
     }

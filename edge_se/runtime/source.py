@@ -298,7 +298,7 @@ def _pick(bundle: Bundle, backend: str, precision: str | None, notes: list[str],
     found = {n: r for n, r in bundle.artifacts.items() if runs_on(file_kind(n) or "", backend)}
     if not found:
         have = ", ".join(sorted(bundle.artifacts)) or "none"
-        extra = {"tensorrt": " (build one with 'edge-se build-engine')"}.get(backend, "")
+        extra = {"tensorrt": " (build one with 'edge-se build BUNDLE --recipe RECIPE' on the device)"}.get(backend, "")
         raise BundleError(f"bundle {bundle.root} has no artifact for the {backend} backend{extra} (it has: {have})")
     if precision is None and backend == "tensorrt":
         for p in _ENGINE_PREFERENCE:

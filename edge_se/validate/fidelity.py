@@ -32,6 +32,7 @@ from onnx import TensorProto, helper
 
 from edge_se.errors import InputError
 from edge_se.quantize.patterns import GateBlock, find_attention_gates
+from edge_se.validate.numerics import per_sample_cosine
 
 GATE_PREFIX = "edge_se.gate/"
 INPUT_PREFIX = "edge_se.gate_in/"
@@ -257,13 +258,6 @@ def local_reference_gates(
     return {b.name: out[b.gate_output] for b in wanted}, None
 
 
-def _per_sample_cosine(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
-    r = ref.reshape(len(ref), -1).astype(np.float64)
-    g = got.reshape(len(got), -1).astype(np.float64)
-    den = np.linalg.norm(r, axis=1) * np.linalg.norm(g, axis=1)
-    return np.where(den > 0, (r * g).sum(1) / np.where(den > 0, den, 1.0), 1.0)
-
-
 def _saturation(g: np.ndarray) -> float:
     return float(np.mean((g <= SATURATION_EPS) | (g >= 1 - SATURATION_EPS)))
 
@@ -289,7 +283,7 @@ def gate_metrics(ref: np.ndarray, got: np.ndarray, kind: str) -> dict[str, Any]:
             return {"error": f"gate shape {list(got.shape)} != reference {list(ref.shape)}"}
         got = got.reshape(ref.shape)
     diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
-    cos = _per_sample_cosine(ref, got)
+    cos = per_sample_cosine(ref, got)
     out: dict[str, Any] = {
         "shape": list(ref.shape),
         "cosine_min": float(cos.min()),

@@ -10,7 +10,8 @@ from edge_se.quantize.metrics import sqnr_db, binomial_upper
 from edge_se.validate.tolerances import Tolerance, tolerance_for
 
 
-def _per_sample_cosine(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+def per_sample_cosine(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """Cosine per sample: 1 when both are all zeros, 0 when only one is (a dead gate is not perfect)."""
     r = ref.reshape(ref.shape[0], -1).astype(np.float64)
     g = got.reshape(got.shape[0], -1).astype(np.float64)
     num = (r * g).sum(1)
@@ -38,7 +39,7 @@ def compare_output(name: str, ref: np.ndarray, got: np.ndarray, tol: Tolerance) 
     ref_max = float(np.abs(ref).max()) if ref.size else 0.0
     max_abs = float(diff.max()) if diff.size else 0.0
     max_rel = float((diff / np.maximum(np.abs(ref), 1e-6)).max()) if diff.size else 0.0
-    cos = _per_sample_cosine(ref, got) if ref.ndim >= 1 and ref.shape[0] else np.ones(1)
+    cos = per_sample_cosine(ref, got) if ref.ndim >= 1 and ref.shape[0] else np.ones(1)
     bound = tol.abs_bound(ref_max)
     result.update(
         max_abs=max_abs,

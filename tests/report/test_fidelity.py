@@ -94,3 +94,16 @@ def test_int8_gates_are_measured_on_both_quantized_formats(zoo_model_onnx, digit
     assert len(result["blocks"]) == 3 and not result["notes"]
     for row in result["blocks"]:
         assert 0.9 < row["cosine_min"] < 1.0 and 0 < row["local_max_abs"] < 0.1, row
+
+
+def test_a_dead_gate_is_not_reported_as_perfect():
+    """An INT8 gate that outputs all zeros where FP32 does not has cosine 0 (it read 1.0 before)."""
+    from edge_se.validate.fidelity import gate_metrics
+    from edge_se.validate.numerics import compare_outputs
+
+    ref = np.random.default_rng(0).uniform(0.1, 0.9, (4, 8, 1, 1)).astype(np.float32)
+    dead = np.zeros_like(ref)
+    assert gate_metrics(ref, dead, "se")["cosine_min"] == 0.0
+    assert gate_metrics(dead, dead, "se")["cosine_min"] == 1.0
+    # the numerics check and the fidelity report agree on it
+    assert compare_outputs([ref], [dead], "fp32", names=["gate"])["outputs"][0]["cosine_min"] == 0.0
