@@ -158,7 +158,11 @@ def compare(args: argparse.Namespace) -> int:
     bundle = Bundle.open(args.bundle)
     jobs = choice.candidates(bundle.artifacts, backends, precisions)
     if not jobs:
-        raise InputError(f"bundle {bundle.root} has no artifact for {', '.join(backends)} at {', '.join(precisions)}")
+        from edge_se.runtime.cpu import missing_bf16
+
+        why = f" ({missing_bf16()}: bf16 is not measured here)" if "bf16" in precisions and missing_bf16() else ""
+        raise InputError(f"bundle {bundle.root} has no artifact for {', '.join(backends)} at "
+                         f"{', '.join(precisions)}{why}")
     rows, loaded, ref = [], [], None
     for job in jobs:  # load every row first, then time them interleaved
         row = {"backend": job.backend, "precision": job.precision, "artifact": job.artifact}

@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from edge_se.progress import info
     from edge_se.serving.deepstream import DeepStreamOptions, export_deepstream, parse_frame_size
 
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
                              gpu_id=args.gpu_id)
     result = export_deepstream(args.bundle, args.out, opts, force=args.force)
     for caveat in result.caveats:
-        info(f"note: {caveat}")
+        info(f"note: {escape(caveat)}")
     checked = f"; normalized ONNX matches the original to {result.exact_error:.1e}" if result.exact_error is not None \
         else ""
     info(f"wrote {result.config_path} ({result.precision}, {result.onnx_file}{checked}); use it as nvinfer's "

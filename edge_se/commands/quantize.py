@@ -70,8 +70,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="int8: memory the run may use, e.g. 4G or 800M (default: half of what is available); "
                    "calibration and evaluation batches are chosen to fit, and a limit too small for one sample "
                    "is refused before anything runs")
-    p.add_argument("--reduce-range", action="store_true",
-                   help="CPU INT8 with 7-bit weights (for x86 CPUs without VNNI; costs accuracy)")
+    p.add_argument("--reduce-range", action=argparse.BooleanOptionalAction, default=None,
+                   help="CPU INT8 file with 7-bit weights, which x86 CPUs without VNNI need (their INT8 kernels "
+                        "saturate 8-bit weights); default: on when this CPU is one, off elsewhere")
     p.add_argument("--trt-cache-version", default="8601",
                    help="TensorRT version number in the calibration cache header (default 8601 = 8.6.1)")
     p.add_argument("--pte", action="store_true",

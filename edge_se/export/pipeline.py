@@ -11,13 +11,16 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from rich.markup import escape
+
 from edge_se import progress
-from edge_se.bundle import Bundle, atomic_path, staged_bundle_dir
+from edge_se.bundle import Bundle, atomic_path, atomic_write_text, staged_bundle_dir
 from edge_se.manifest import TORCHSCRIPT
-from edge_se.errors import CheckFailed, ImagesError, InputError
+from edge_se.errors import CheckFailed, ExportError, ImagesError, InputError
 from edge_se.export.checks import check_onnx_file, check_shape_size, io_specs, probe_model
 from edge_se.export.formats import DEFAULT_MAX_BATCH, plan_formats
-from edge_se.export.onnx_export import DEFAULT_OPSET, export_onnx, output_names_for, save_model
+from edge_se.export.onnx_export import DEFAULT_OPSET, export_onnx_with_fallback, output_names_for, save_model
+from edge_se.export.opset import downconvert_opset
 from edge_se.export.outpath import check_out_path
 from edge_se.export.simplify import simplify_model
 from edge_se.export.torchscript import export_torchscript
@@ -26,7 +29,10 @@ from edge_se.export.trt_ops import DEFAULT_TRT_VERSION, count_ops, op_support
 from edge_se.preprocess import PreprocessSpec, list_images
 from edge_se.validate.reference import state_fingerprint
 from edge_se.validate.check import SECOND_BATCH, check_numerics, reference_outputs, load_torchscript, failed_summary, ort_runner, torch_runner, validation_inputs
-from edge_se.export.torch_formats import torch_export_artifacts, validate_torch_formats
+from edge_se.export.torch_formats import LOGS, failure_log_path, torch_export_artifacts, validate_torch_formats
+
+#: what the ONNX exporter printed (graph dumps, warnings), kept in the bundle instead of the terminal
+EXPORT_LOG = f"{LOGS}/onnx-export.log"
 
 SEED = 0
 
@@ -139,9 +145,19 @@ def export_bundle(
         raw = stage / ".raw.onnx"
         n_traced = len(tracer_warnings)
         with timed("export", f"Exporting ONNX (opset {opset}, {exporter} exporter)"):
-            info = export_onnx(module, example, raw, opset=opset, dynamic_batch=dynamic_batch, exporter=exporter,
-                               output_names=out_names, tracer_warnings=tracer_warnings)
-            raw_model = onnx.load(str(raw))
+            try:
+                info = export_onnx_with_fallback(module, example, raw, opset=opset, dynamic_batch=dynamic_batch,
+                                                 exporter=exporter, output_names=out_names,
+                                                 tracer_warnings=tracer_warnings)
+            except ExportError as e:
+                path = failure_log_path(out)
+                atomic_write_text(path, getattr(e, "log", "") or str(e))
+                raise ExportError(f"{e} (full log: {path})") from None
+            raw_model, converted = downconvert_opset(onnx.load(str(raw)), opset)
+            if converted:
+                progress.info(f"[yellow]note[/yellow]: {escape(converted)}")
+        if info.get("log"):
+            atomic_write_text(stage / EXPORT_LOG, info["log"])
         if len(tracer_warnings) > n_traced and not allow_tracer_warnings:
             raise tracer_warning_error(tracer_warnings[n_traced:], "ONNX export")
         if tracer_warnings:
@@ -192,6 +208,8 @@ def export_bundle(
                                 policy=None, exporter="torch.jit.trace+freeze", **io)
         bundle.add_artifact("model.onnx", stage="export", format="onnx", precision="fp32", backend="onnxruntime",
                             extra_files=extra_files, policy=None, opset=opset_used, exporter=info["exporter"],
+                            exporter_fallback=info.get("fallback"), opset_conversion=converted,
+                            exporter_log=bundle.file_entry(EXPORT_LOG) if info.get("log") else None,
                             simplifier=simp, inputs=inputs_spec, outputs=outputs_spec,
                             tensorrt_ops={"trt_version": ops["trt_version"], "table": ops["table"], "note": ops["note"],
                                           "unsupported": ops["unsupported"], "unknown": ops["unknown"]})

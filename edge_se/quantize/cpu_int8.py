@@ -7,8 +7,11 @@ symmetric per-channel INT8 weights ("U8S8"), every op ONNX Runtime can run quant
 its integer kernels (QLinearConv, QLinearAdd, ...) at session load.
 
 ``reduce_range`` (7-bit weights) avoids integer saturation on x86 CPUs **without** VNNI
-(AVX2-only); on VNNI CPUs (this machine: AVX-512 VNNI) it only costs accuracy, so it is off by
-default and recorded in the manifest when set.
+(AVX2-only: ``pmaddubsw`` adds u8 x s8 pairs into int16; measured on an AVX2-only AMD EPYC,
+se_resnet18's CPU file lost 6 dB of logit SQNR with 8-bit weights); on VNNI and ARM CPUs it only
+costs accuracy. ``None`` (the default) decides from the CPU quantizing (:func:`default_reduce_range`);
+the choice is recorded in the manifest, and the runtime refuses to run an 8-bit-weight file on
+fused kernels of a CPU that would saturate it (it runs the Q/DQ in FP32 there, and says so).
 
 Spatial means written as ``ReduceMean(axes=[2, 3], keepdims=1)`` on 4-D tensors (how
 ``x.mean((2, 3), keepdim=True)`` exports: every SE/ECA/CBAM pool of our zoo and timm) are
@@ -38,11 +41,13 @@ def quantize_cpu(
     ranges: TensorRanges,
     nodes_to_exclude: Sequence[str] = (),
     *,
-    reduce_range: bool = False,
+    reduce_range: bool | None = None,
     quant_format: str = "qdq",
     activation: str = "uint8",
 ) -> dict:
     """Write the CPU-fast INT8 model; returns the settings used (for the manifest)."""
+    if reduce_range is None:
+        reduce_range = default_reduce_range()
     model = onnx.load(str(model_path))
     rewritten = spatial_means_to_global_pool(model)
     with owned_tempdir("edge-se-cpu-int8-") as tmp:
@@ -56,6 +61,13 @@ def quantize_cpu(
         "reduce_range": reduce_range,
         "reduce_mean_to_global_pool": rewritten,
     }
+
+
+def default_reduce_range() -> bool:
+    """7-bit weights when this CPU's INT8 kernels would saturate 8-bit ones (x86 without VNNI)."""
+    from edge_se.runtime.cpu import int8_saturation_risk
+
+    return int8_saturation_risk() is not None
 
 
 def _quantize(model_path, out_path, ranges, nodes_to_exclude, reduce_range, quant_format, activation) -> None:

@@ -25,7 +25,7 @@ DEFAULT_WEIGHT_ROUNDING = "gptq"
 
 
 def builder(flavour: str, ranges: TensorRanges, weights: dict[str, np.ndarray] | None = None, *,
-            reduce_range: bool = False) -> Builder:
+            reduce_range: bool | None = None) -> Builder:
     """The builder of ``flavour`` (``cpu``: CPU-fast U8S8 QDQ; ``trt``: TensorRT-ready QDQ)."""
     from edge_se.quantize.cpu_int8 import quantize_cpu
     from edge_se.quantize.gptq import with_weights
@@ -55,7 +55,7 @@ AUTO_SAMPLES = 2048
 
 
 def choose_ranges(flavour: str, stats, weights: dict[str, np.ndarray] | None, src: Path, x: np.ndarray, *,
-                  reduce_range: bool = False, ref: np.ndarray | None = None):
+                  reduce_range: bool | None = None, ref: np.ndarray | None = None):
     """``--method auto``: the activation ranges (of :data:`AUTO_CANDIDATES`) whose fully quantized
     ``flavour`` file has the highest logit SQNR against the FP32 model on (at most
     :data:`AUTO_SAMPLES` of) ``x`` (``ref``: the FP32 outputs on ``x`` when already computed);

@@ -206,7 +206,7 @@ def quantize_int8(
     min_agreement: float | None = None,
     min_int8: float | None = None,
     evaluation: Any = None,
-    reduce_range: bool = False,
+    reduce_range: bool | None = None,
     trt_version: str = "8601",
     weight_rounding: str = DEFAULT_WEIGHT_ROUNDING,
     reference: Any = None,
@@ -228,9 +228,18 @@ def quantize_int8(
     chosen to fit (:mod:`edge_se.quantize.memory`), and a limit one sample does not fit in raises
     :class:`~edge_se.quantize.memory.MemoryLimitError` (exit 2) before anything runs. ``pte``: also
     ``model.int8.pte``, ExecuTorch INT8 quantized from ``model.pt2`` on the same calibration set
-    (:mod:`edge_se.quantize.pte_int8`; needs the executorch extra).
+    (:mod:`edge_se.quantize.pte_int8`; needs the executorch extra). ``reduce_range`` (7-bit weights
+    in the CPU file): ``None`` decides from this CPU (:func:`edge_se.runtime.cpu.int8_saturation_risk`).
     """
     _dynamic_batch_only(bundle, "INT8 calibration")
+    if reduce_range is None:  # auto: 7-bit CPU weights where this CPU's INT8 kernels would saturate
+        from edge_se.runtime.cpu import int8_saturation_risk
+
+        risk = int8_saturation_risk()
+        reduce_range = risk is not None
+        if risk:
+            progress.info(f"[yellow]note[/yellow]: {risk}: the CPU INT8 file gets 7-bit weights (reduce_range); "
+                          "pass --no-reduce-range for 8-bit weights meant for VNNI or ARM CPUs")
     with bundle.writing():
         return _quantize_int8(bundle, calibration, policy=policy, method=method, percentile=percentile,
                               budget=_budget(policy, max_drop, min_agreement, min_int8), evaluation=evaluation,

@@ -90,8 +90,10 @@ def installed_backends() -> list[str]:
 
 def candidates(artifacts: dict[str, dict[str, Any]], backends: list[str], precisions: list[str]) -> list[Candidate]:
     """Every (backend, precision, artifact) the bundle can run: each INT8 file on each backend,
-    bf16 (the FP32 file) on OpenVINO only, fp16 files on ONNX Runtime and TensorRT."""
+    bf16 (the FP32 file) on OpenVINO only and only on a CPU with BF16 instructions, fp16 files on
+    ONNX Runtime and TensorRT."""
     from edge_se.errors import InputError
+    from edge_se.runtime.cpu import missing_bf16
     from edge_se.runtime.source import check_precision, file_kind, runs_on
 
     out = []
@@ -100,6 +102,8 @@ def candidates(artifacts: dict[str, dict[str, Any]], backends: list[str], precis
             try:
                 check_precision(backend, precision)
             except InputError:  # a precision this backend does not run (bf16 off OpenVINO, fp16 on it)
+                continue
+            if precision == "bf16" and missing_bf16() is not None:  # this CPU has no BF16 instructions
                 continue
             want = "fp32" if precision == "bf16" else precision
             for name in sorted(artifacts):

@@ -141,8 +141,13 @@ class Runtime:
         if source.backend == "onnxruntime":
             from edge_se.runtime.backends.onnxruntime import OrtOptions
 
+            extra = {}
+            if risk := _int8_risk(source, "onnxruntime"):
+                extra["session.disable_quant_qdq"] = "1"
+                source.notes.append(f"{risk}: ONNX Runtime runs this INT8 file's Q/DQ exactly in FP32 (fusion off), "
+                                    "correct but without INT8 speed; re-quantize with --reduce-range for INT8 kernels")
             options = OrtOptions(threads, inter_op_threads, graph_optimization, execution_mode,
-                                 tuple(providers) if providers is not None else None, io_binding)
+                                 tuple(providers) if providers is not None else None, io_binding, extra_config=extra)
             runner = _ort_runner(source, options, cache_dir, verify)
         elif runner is None:
             source.complete_verification()
@@ -396,8 +401,31 @@ def _openvino_runner(source: Source, threads: int | None, cache_dir) -> Runner:
     # (all 20 zoo models) and 13-28 % slower static on se_resnet50; any other INT8 file is
     # compiled per static batch (OvOptions.static)
     static = False if precision == "int8" and source.record.get("backend") == "onnxruntime" else None
+    kernels = None if precision != "int8" else True
+    if precision == "int8" and (risk := _int8_risk(source)):
+        kernels = False
+        source.notes.append(f"{risk}: OpenVINO runs this INT8 file's Q/DQ exactly in FP32 (low-precision "
+                            "transformations off), correct but without INT8 speed")
     return OpenVinoRunner(source.path, OvOptions(precision, threads, cache_dir=None if cache_dir is None else str(cache_dir),
-                                                 static_batch=static))
+                                                 static_batch=static, int8_kernels=kernels))
+
+
+def _int8_risk(source: Source, backend: str = "openvino") -> str | None:
+    """Why an INT8 file would saturate on this CPU's kernels (None: it will not).
+
+    Only 7-bit weights (the CPU file quantized with ``reduce_range``) are safe there; ONNX Runtime's
+    kernels also run the TensorRT Q/DQ file's signed activations without loss (measured).
+    """
+    from edge_se.runtime.cpu import int8_saturation_risk
+
+    risk = int8_saturation_risk()
+    if risk is None or source.record.get("precision") != "int8":
+        return None
+    if (source.record.get("int8") or {}).get("reduce_range"):
+        return None
+    if backend == "onnxruntime" and source.record.get("backend") == "tensorrt":
+        return None
+    return risk
 
 
 def _spec_from_preprocessing(source: Source) -> TensorSpec:

@@ -53,6 +53,18 @@ class OvOptions:
     performance: str = "latency"
     cache_dir: str | None = None
     static_batch: bool | None = None
+    #: False: OpenVINO's low-precision transformations off, so Q/DQ runs exactly in FP32; None:
+    #: off on x86 CPUs without VNNI, where the INT8 kernels saturate 8-bit weights (runtime/cpu.py)
+    int8_kernels: bool | None = None
+
+    @property
+    def kernels(self) -> bool:
+        """Whether INT8 files run on OpenVINO's INT8 kernels (see ``int8_kernels``)."""
+        if self.int8_kernels is not None:
+            return self.int8_kernels
+        from edge_se.runtime.cpu import int8_saturation_risk
+
+        return int8_saturation_risk() is None
 
     @property
     def static(self) -> bool:
@@ -75,6 +87,8 @@ class OvOptions:
             cfg["INFERENCE_NUM_THREADS"] = self.threads
         if self.cache_dir is not None:
             cfg["CACHE_DIR"] = self.cache_dir
+        if self.precision == "int8" and not self.kernels:
+            cfg["LP_TRANSFORMS_MODE"] = False
         return cfg
 
 
@@ -232,6 +246,7 @@ class OpenVinoRunner:
             "performance_hint": o.performance,
             "cache_dir": o.cache_dir,
             "static_batches": list(self._compiled) if self.static else None,
+            "int8_kernels": o.kernels if o.precision == "int8" else None,
         }
 
     def close(self) -> None:
