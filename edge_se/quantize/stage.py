@@ -232,20 +232,22 @@ def quantize_int8(
     in the CPU file): ``None`` decides from this CPU (:func:`edge_se.runtime.cpu.int8_saturation_risk`).
     """
     _dynamic_batch_only(bundle, "INT8 calibration")
+    risk = None
     if reduce_range is None:  # auto: 7-bit CPU weights where this CPU's INT8 kernels would saturate
         from edge_se.runtime.cpu import int8_saturation_risk
 
         risk = int8_saturation_risk()
         reduce_range = risk is not None
-        if risk:
-            progress.info(f"[yellow]note[/yellow]: {risk}: the CPU INT8 file gets 7-bit weights (reduce_range); "
-                          "pass --no-reduce-range for 8-bit weights meant for VNNI or ARM CPUs")
     with bundle.writing():
-        return _quantize_int8(bundle, calibration, policy=policy, method=method, percentile=percentile,
-                              budget=_budget(policy, max_drop, min_agreement, min_int8), evaluation=evaluation,
-                              reduce_range=reduce_range, trt_version=trt_version, weight_rounding=weight_rounding,
-                              reference=reference, finetune=finetune, finetune_epochs=finetune_epochs,
-                              max_memory=max_memory, pte=pte)
+        result = _quantize_int8(bundle, calibration, policy=policy, method=method, percentile=percentile,
+                                budget=_budget(policy, max_drop, min_agreement, min_int8), evaluation=evaluation,
+                                reduce_range=reduce_range, trt_version=trt_version, weight_rounding=weight_rounding,
+                                reference=reference, finetune=finetune, finetune_epochs=finetune_epochs,
+                                max_memory=max_memory, pte=pte)
+    if risk:
+        progress.info(f"[yellow]note[/yellow]: {risk}: the CPU INT8 file got 7-bit weights (reduce_range); pass "
+                      "--no-reduce-range for 8-bit weights meant for VNNI or ARM CPUs")
+    return result
 
 
 def _budget(policy: str, max_drop: float | None, min_agreement: float | None, min_int8: float | None) -> Any:
@@ -423,9 +425,14 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
                             kept_in_float=decisions[TRT_ARTIFACT].to_dict(),
                             int8={"activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel"},
                             **common)
+        cpu_common = common
+        if cpu_info.get("reduce_range"):  # ONNX Runtime re-rounds the weights to its 7-bit grid
+            cpu_common = {**common, "weights": {**common["weights"], "grid": "int8 symmetric per output channel, "
+                                                "7-bit (reduce_range): the rounding above, then ONNX Runtime's "
+                                                "nearest rounding to [-64, 64]"}}
         bundle.add_artifact(CPU_ARTIFACT, backend="onnxruntime", int8=cpu_info, **extra[CPU_ARTIFACT],
                             calibration=file_calibration("cpu"),
-                            kept_in_float=decisions[CPU_ARTIFACT].to_dict(), **common)
+                            kept_in_float=decisions[CPU_ARTIFACT].to_dict(), **cpu_common)
         bundle.add_artifact(CACHE_ARTIFACT, stage="quantize", format=TENSORRT_CALIBRATION_CACHE, precision="int8",
                             backend="tensorrt", extra_files=[RANGES_FILE], policy=None, header=cache.header,
                             tensors=len(cache.scales), for_onnx="model.onnx", calibration=file_calibration("trt"))

@@ -28,7 +28,7 @@ from edge_se import manifest as mf
 from edge_se.bundle import Bundle, atomic_write_text
 from edge_se.errors import BundleError, InputError, MissingDependencyError, CheckFailed
 from edge_se.export.outpath import check_out_path
-from edge_se.preprocess import PreprocessSpec, preprocess_batch
+from edge_se.preprocess import PreprocessSpec, crop_offset, preprocess_batch, resized_size
 from edge_se.serving.outdir import copy_verified, staged_output
 from edge_se.serving.triton import engine_batch_top
 
@@ -264,12 +264,17 @@ def _labels_line(bundle: Bundle) -> str | None:
 
 
 def center_crop_region(spec: PreprocessSpec, frame: tuple[int, int]) -> tuple[int, int, int, int]:
-    """``(left, top, width, height)`` of a ``frame`` (w, h) that resize-shorter-side + center-crop keeps."""
+    """``(left, top, width, height)`` of a ``frame`` (w, h) that resize-shorter-side + center-crop keeps.
+
+    The bundle's resize and crop (``edge_se.preprocess``, torchvision's rounding) mapped back to the frame.
+    """
     fw, fh = frame
     ch, cw = spec.crop
-    s = (spec.resize / min(fw, fh)) if spec.resize is not None else 1.0
-    w, h = min(fw, round(cw / s)), min(fh, round(ch / s))
-    return (fw - w) // 2, (fh - h) // 2, w, h
+    rw, rh = resized_size(fw, fh, spec.resize) if spec.resize is not None else (fw, fh)
+    w, h = min(fw, round(cw * fw / rw)), min(fh, round(ch * fh / rh))
+    left = min(fw - w, round(crop_offset(rw, cw) * fw / rw))
+    top = min(fh - h, round(crop_offset(rh, ch) * fh / rh))
+    return left, top, w, h
 
 
 def _caveats(spec: PreprocessSpec, norm: Normalization, opts: DeepStreamOptions, classifier: bool) -> list[str]:

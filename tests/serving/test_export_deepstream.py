@@ -151,7 +151,8 @@ def test_frame_size_gives_the_src_crop_that_matches_resize_and_center_crop(photo
     spec = PreprocessSpec(crop=(224, 224), resize=256)
     h, w = photo.shape[:2]
     left, top, cw, ch = center_crop_region(spec, (w, h))
-    assert (cw, ch) == (round(224 * 427 / 256),) * 2 and left == (w - cw) // 2
+    # torchvision's Resize(256) makes 640x427 383x256 (long side truncated); its 80-pixel crop offset, in the frame
+    assert (cw, ch) == (round(224 * 640 / 383), round(224 * 427 / 256)) and left == round(80 * 640 / 383)
     raw = dataclasses.replace(spec, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), scale=1.0)
     want = preprocess_image(photo, raw)  # resize shorter side, center crop, no normalization
     frame = Image.fromarray(photo)
@@ -166,7 +167,7 @@ def test_frame_size_crop_is_written_into_the_config(rgb, tmp_path):
     out = tmp_path / "ds"
     _write(rgb, out, "--frame-size", "1920x1080")
     note = re.search(r"src-crop=(\d+):(\d+):(\d+):(\d+)", (out / CONFIG_NAME).read_text(encoding="utf-8"))
-    assert note and tuple(map(int, note.groups())) == center_crop_region(_spec(rgb), (1920, 1080)) == (486, 66, 947, 947)
+    assert note and tuple(map(int, note.groups())) == center_crop_region(_spec(rgb), (1920, 1080)) == (476, 59, 953, 947)
 
 
 def test_int8_uses_the_tensorrt_qdq_file_and_needs_no_calibration_file(digits, tmp_path):

@@ -106,13 +106,8 @@ def test_build_stage_writes_engine_sidecar_and_script_and_records_them(rtx, tmp_
     shutil.rmtree(bundle.root)
 
 
-def test_export_triton_serves_the_built_engine_as_tensorrt_plan(rtx, tmp_path, small_onnx, capsys):
-    """The build stage's real engine record and sidecar, read by ``edge-se export-triton``."""
-    pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="needs tritonclient (edge-se[serving])")
-    from google.protobuf import text_format
-
-    from edge_se.bundle import sha256_file
-    from edge_se.cli import main
+def _built_fp32_engine(tmp_path, small_onnx):
+    """A bundle of the small ONNX with ``desktop-fp32.engine`` (profile batch 1..4) built by the build stage."""
     from edge_se.tensorrt.build import build_bundle_engine
     from edge_se.tensorrt.recipe import load_recipe
 
@@ -124,6 +119,18 @@ def test_export_triton_serves_the_built_engine_as_tensorrt_plan(rtx, tmp_path, s
         '[target]\nname = "desktop"\ntensorrt = ">=11.0"\n[precision]\nmode = "fp32"\n'
     )
     build_bundle_engine(bundle.root, load_recipe(recipe_path), flavor="tensorrt_rtx")
+    return bundle, shape
+
+
+def test_export_triton_serves_the_built_engine_as_tensorrt_plan(rtx, tmp_path, small_onnx, capsys):
+    """The build stage's real engine record and sidecar, read by ``edge-se export-triton``."""
+    pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="needs tritonclient (edge-se[serving])")
+    from google.protobuf import text_format
+
+    from edge_se.bundle import sha256_file
+    from edge_se.cli import main
+
+    bundle, shape = _built_fp32_engine(tmp_path, small_onnx)
     repo = tmp_path / "repo"
     assert main(["-q", "export-triton", str(bundle.root), "--out", str(repo), "--artifact", "desktop-fp32.engine",
                  "--kind", "gpu"]) == 0
@@ -143,17 +150,8 @@ def test_export_deepstream_names_the_built_engine_and_its_onnx(rtx, tmp_path, sm
     """The build stage's real engine record, read by ``edge-se export-deepstream --engine``."""
     from edge_se.bundle import sha256_file
     from edge_se.cli import main
-    from edge_se.tensorrt.build import build_bundle_engine
-    from edge_se.tensorrt.recipe import load_recipe
 
-    src, shape = small_onnx
-    bundle = make_bundle(tmp_path / "b", {"model.onnx": src}, input_shape=tuple(shape), recorded=("batch", *shape[1:]))
-    recipe_path = tmp_path / "desktop-fp32.toml"
-    recipe_path.write_text(
-        f'[model]\nspec = "zoo"\ninput_shape = {[2, *shape[1:]]}\nbatch = [1, 2, 4]\n'
-        '[target]\nname = "desktop"\ntensorrt = ">=11.0"\n[precision]\nmode = "fp32"\n'
-    )
-    build_bundle_engine(bundle.root, load_recipe(recipe_path), flavor="tensorrt_rtx")
+    bundle, shape = _built_fp32_engine(tmp_path, small_onnx)
     out = tmp_path / "ds"
     assert main(["-q", "export-deepstream", str(bundle.root), "--out", str(out), "--engine", "desktop-fp32.engine",
                  "--batch-size", "4"]) == 0
