@@ -23,11 +23,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from edge_se import __version__
 from edge_se.errors import BundleError, IntegrityError
 from edge_se.trust import confined_path, safe_sha256
+
+if TYPE_CHECKING:
+    from edge_se.preprocess import PreprocessSpec
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "edge-se-bundle"
@@ -505,6 +508,12 @@ class Bundle:
                               "re-create the bundle")
         confined_path(self.root, entry.get("path"), f"{field}.path")
         safe_sha256(entry.get("sha256"), f"{field}.sha256", str(where))
+
+    def preprocessing(self) -> "PreprocessSpec":
+        """The manifest's preprocessing as a :class:`~edge_se.preprocess.PreprocessSpec` (errors name the manifest)."""
+        from edge_se.preprocess import PreprocessSpec
+
+        return PreprocessSpec.from_dict(self.section("preprocessing"), f"{self.root / MANIFEST_NAME}: preprocessing")
 
     def section(self, name: str) -> dict[str, Any]:
         """The manifest's ``model`` or ``preprocessing`` table, with a one-line error naming what is missing."""

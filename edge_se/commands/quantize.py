@@ -142,9 +142,7 @@ def run(args: argparse.Namespace) -> int:
         # the budget is checked (exit 2) before any calibration set is built
         stage._budget(args.policy or stage.DEFAULT_POLICY, args.max_drop, args.min_agreement, args.min_int8)
         # a spec is built into a temporary folder removed afterwards; a set folder is read in place
-        from edge_se.preprocess import PreprocessSpec
-
-        pre = PreprocessSpec.from_dict(bundle.section("preprocessing"), f"{bundle.root / 'manifest.json'}: preprocessing")
+        pre = bundle.preprocessing()
         with owned_tempdir("edge-se-calib-") as tmp:
             calib = calibration_from(args.calib, tmp, preprocessing=pre)
             evaluation = calibration_from(args.eval_set, tmp, preprocessing=pre) if args.eval_set else None

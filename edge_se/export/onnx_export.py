@@ -94,7 +94,7 @@ def export_onnx(
         else:
             failure = None
     if failure is not None:
-        err = ExportError(f"ONNX export ({exporter} exporter, opset {opset}) failed: {_reason(failure)}")
+        err = ExportError(f"ONNX export ({exporter} exporter, opset {opset}) failed: {error_reason(failure)}")
         err.log = f"== {exporter} exporter output ==\n{printed[0]}\n== {exporter} exporter error ==\n{trace}"
         raise err
     if not out.is_file():
@@ -204,7 +204,7 @@ def _first_arg_name(module) -> str:
     return params[0].name if params else "x"
 
 
-def _reason(e: BaseException) -> str:
+def error_reason(e: BaseException) -> str:
     """One line naming the op and the reason, from the innermost exception that names one (ANSI codes dropped)."""
     chain = [e]
     while (nxt := chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 10:

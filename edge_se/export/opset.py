@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge_se.export.onnx_export import error_reason
+
 #: reduce operators whose ``axes`` moved from an attribute to an input in opset 18
 REDUCE_18 = {"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
              "ReduceProd", "ReduceSumSquare"}
@@ -18,13 +20,9 @@ REDUCE_18 = {"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceM
 DEFAULT_18_ATTRS = {"Resize": {"antialias": 0, "keep_aspect_ratio_policy": b"stretch"}}
 
 
-def _opset(model) -> int | None:
+def onnx_opset(model) -> int | None:
+    """The model's default-domain (``ai.onnx``) opset version, None when it imports none."""
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-
-
-def _reason(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0][:300] if lines else ''}"
 
 
 def downconvert_opset(model, opset: int) -> tuple[Any, str | None]:
@@ -32,7 +30,7 @@ def downconvert_opset(model, opset: int) -> tuple[Any, str | None]:
     import onnx
     from onnx import version_converter
 
-    have = _opset(model)
+    have = onnx_opset(model)
     if have is None or have <= opset:
         return model, None
     try:
@@ -40,7 +38,7 @@ def downconvert_opset(model, opset: int) -> tuple[Any, str | None]:
         onnx.checker.check_model(converted)
         return converted, f"converted opset {have} -> {opset} with onnx's version converter"
     except Exception as e:  # the converter raises many types for an op it has no adapter for
-        first = _reason(e)
+        first = error_reason(e)
     if have == 18 and opset == 17:
         try:
             return _reduce_axes_to_attributes(model), (f"converted opset 18 -> 17: reduce axes moved back to "

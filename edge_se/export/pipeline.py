@@ -20,7 +20,7 @@ from edge_se.errors import CheckFailed, ExportError, ImagesError, InputError
 from edge_se.export.checks import check_onnx_file, check_shape_size, io_specs, probe_model
 from edge_se.export.formats import DEFAULT_MAX_BATCH, plan_formats
 from edge_se.export.onnx_export import DEFAULT_OPSET, export_onnx_with_fallback, output_names_for, save_model
-from edge_se.export.opset import downconvert_opset
+from edge_se.export.opset import downconvert_opset, onnx_opset
 from edge_se.export.outpath import check_out_path
 from edge_se.export.simplify import simplify_model
 from edge_se.export.torchscript import export_torchscript
@@ -174,7 +174,7 @@ def export_bundle(
             onnx_check = check_onnx_file(stage / "model.onnx")
             inputs_spec, outputs_spec = io_specs(model)
             ops = op_support(count_ops(model), trt_version)
-        opset_used = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        opset_used = onnx_opset(model)
 
         bundle = Bundle.new(
             stage,
@@ -250,7 +250,7 @@ def validate_fp32(bundle: Bundle, module, images: str | Path | None = None) -> l
     on the input's sign or scale that the trace may have frozen.
     """
     shape = bundle.section("model")["input_shape"]
-    spec = PreprocessSpec.from_dict(bundle.section("preprocessing"))
+    spec = bundle.preprocessing()
     inputs, desc = validation_inputs(spec, shape, images=images, seed=bundle.section("model").get("seed", SEED), scaled=True)
     dynamic = bundle.section("model")["dynamic_batch"]
     ref = reference_outputs(torch_runner(module), inputs)

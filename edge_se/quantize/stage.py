@@ -155,7 +155,6 @@ def quantize_fp16(
 
 
 def _quantize_fp16(bundle: Bundle, *, keep_io_types: bool, images: str | Path | None, reference: Any) -> Bundle:
-    from edge_se.preprocess import PreprocessSpec
     from edge_se.quantize.fp16 import convert_fp16
     from edge_se.validate.check import validation_inputs
 
@@ -164,7 +163,7 @@ def _quantize_fp16(bundle: Bundle, *, keep_io_types: bool, images: str | Path | 
     try:
         with progress.stage("Converting to FP16"):
             info = convert_fp16(fp32, staging / FP16_ARTIFACT, keep_io_types=keep_io_types)
-        spec = PreprocessSpec.from_dict(bundle.section("preprocessing"))
+        spec = bundle.preprocessing()
         shape = bundle.section("model")["input_shape"]
         sets, descs = validation_inputs(spec, shape, images=images, seed=bundle.section("model").get("seed", 0))
         with progress.stage("Validating FP16 against the reference"):

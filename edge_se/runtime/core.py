@@ -401,9 +401,9 @@ def _openvino_runner(source: Source, threads: int | None, cache_dir) -> Runner:
     # (all 20 zoo models) and 13-28 % slower static on se_resnet50; any other INT8 file is
     # compiled per static batch (OvOptions.static)
     static = False if precision == "int8" and source.record.get("backend") == "onnxruntime" else None
-    kernels = None if precision != "int8" else True
-    if precision == "int8" and (risk := _int8_risk(source)):
-        kernels = False
+    risk = _int8_risk(source) if precision == "int8" else None
+    kernels = None if precision != "int8" else risk is None  # decided from the file's record, not the CPU alone
+    if risk:
         source.notes.append(f"{risk}: OpenVINO runs this INT8 file's Q/DQ exactly in FP32 (low-precision "
                             "transformations off), correct but without INT8 speed")
     return OpenVinoRunner(source.path, OvOptions(precision, threads, cache_dir=None if cache_dir is None else str(cache_dir),

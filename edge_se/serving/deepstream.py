@@ -26,10 +26,10 @@ import numpy as np
 
 from edge_se import manifest as mf
 from edge_se.bundle import Bundle, atomic_write_text
-from edge_se.errors import BundleError, InputError, MissingDependencyError, CheckFailed
+from edge_se.errors import BundleError, CheckFailed, InputError
 from edge_se.export.outpath import check_out_path
 from edge_se.preprocess import PreprocessSpec, crop_offset, preprocess_batch, resized_size
-from edge_se.serving.outdir import copy_verified, staged_output
+from edge_se.serving.outdir import copy_verified, main_file_entry, staged_output
 from edge_se.serving.triton import engine_batch_top
 
 CONFIG_NAME = "config_infer_primary.txt"
@@ -194,15 +194,6 @@ def _choose(bundle: Bundle, opts: DeepStreamOptions) -> _Choice:
         raise InputError(f"--precision int8: bundle {bundle.root} has no INT8 file or calibration cache for {onnx}; "
                          f"run 'edge-se quantize {bundle.root} --precision int8 --calib SPEC' first")
     return _Choice(onnx, precision, None, cache)
-
-
-def _main_file(bundle: Bundle, artifact: str) -> dict[str, Any]:
-    """The manifest entry of an artifact's main file (an engine's sidecar and script stay behind)."""
-    record = bundle.artifact(artifact)
-    for entry in record["files"]:
-        if entry.get("path") == record["path"]:
-            return entry
-    raise BundleError(f"artifact {artifact}: its path {record['path']!r} is not among its files; rebuild it")
 
 
 def _is_qdq(bundle: Bundle, onnx: str) -> bool:
@@ -370,11 +361,8 @@ def normalized_name(onnx_name: str) -> str:
 def check_normalized(original: Path, normalized: Path, spec: PreprocessSpec, input_spec: dict[str, Any],
                      batch: int) -> float:
     """Max |normalized(pixels) - original(preprocess(pixels))| / output range, on ONNX Runtime."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise MissingDependencyError("--exact validates on ONNX Runtime, which is not installed: "
-                                     "pip install onnxruntime") from None
+    from edge_se.validate.check import ort_session
+
     rng = np.random.default_rng(0)
     ch, cw = spec.crop
     shape = (batch, ch, cw) if spec.color == "GRAY" else (batch, ch, cw, 3)
@@ -383,11 +371,9 @@ def check_normalized(original: Path, normalized: Path, spec: PreprocessSpec, inp
     reference_in = preprocess_batch(images, plain)  # the runtime's own normalization, no resize
     pixels = np.stack([im[None] if im.ndim == 2 else im[:, :, _network_order(spec)].transpose(2, 0, 1)
                        for im in images]).astype(np.float32)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
     name = input_spec["name"]
-    ref = ort.InferenceSession(str(original), opts, providers=["CPUExecutionProvider"]).run(None, {name: reference_in})
-    got = ort.InferenceSession(str(normalized), opts, providers=["CPUExecutionProvider"]).run(None, {name: pixels})
+    ref = ort_session(original, threads=1).run(None, {name: reference_in})
+    got = ort_session(normalized, threads=1).run(None, {name: pixels})
     worst = 0.0
     for r, g in zip(ref, got):
         span = float(np.max(np.abs(r))) or 1.0
@@ -400,7 +386,7 @@ def export_deepstream(bundle_dir: str | Path, out: str | Path, opts: DeepStreamO
     """Write an nvinfer config and the files it names for one bundle (see the module docstring)."""
     _options_checked(opts)
     bundle = Bundle.open(bundle_dir)
-    spec = PreprocessSpec.from_dict(bundle.section("preprocessing"), f"{bundle.root / 'manifest.json'}: preprocessing")
+    spec = bundle.preprocessing()
     if spec.layout != "NCHW":
         raise InputError(f"bundle {bundle.root} preprocessing layout is {spec.layout}; nvinfer's config is written for "
                          "NCHW image inputs here: re-export with layout NCHW")
@@ -436,7 +422,7 @@ def export_deepstream(bundle_dir: str | Path, out: str | Path, opts: DeepStreamO
         for key, artifact, dest in (("engine", choice.engine, "model.engine"), ("calib", choice.calib_cache,
                                                                                   "calibration.cache")):
             if artifact:
-                copy_verified(bundle, _main_file(bundle, artifact), stage / dest)
+                copy_verified(bundle, main_file_entry(bundle, artifact), stage / dest)
                 files[key] = dest
         if labels is not None:
             atomic_write_text(stage / "labels.txt", labels)

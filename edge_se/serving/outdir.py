@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from edge_se.bundle import Bundle, atomic_write_json, sha256_file, staged_dir, utc_now
-from edge_se.errors import InputError, IntegrityError
+from edge_se.errors import BundleError, InputError, IntegrityError
 
 MARKER = ".edge-se-serving.json"
 MARKER_FORMAT = "edge-se-serving"
@@ -52,6 +52,15 @@ def staged_output(out: Path, force: bool, kind: str, bundle: Bundle) -> Iterator
         yield stage
         atomic_write_json(stage / MARKER, {"format": MARKER_FORMAT, "kind": kind, "bundle": str(bundle.root),
                                            "created": utc_now()})
+
+
+def main_file_entry(bundle: Bundle, artifact: str) -> dict[str, Any]:
+    """The manifest entry of an artifact's main file (an engine's sidecar and script are its other files)."""
+    record = bundle.artifact(artifact)
+    for entry in record["files"]:
+        if entry.get("path") == record["path"]:
+            return entry
+    raise BundleError(f"artifact {artifact}: its path {record['path']!r} is not among its files; rebuild it")
 
 
 def copy_verified(bundle: Bundle, entry: dict[str, Any], dest: Path) -> Path:

@@ -25,7 +25,7 @@ from edge_se import manifest as mf
 from edge_se.bundle import MANIFEST_NAME, Bundle, atomic_write_text
 from edge_se.errors import BundleError, InputError, MissingDependencyError
 from edge_se.export.outpath import check_out_path
-from edge_se.serving.outdir import copy_verified, staged_output
+from edge_se.serving.outdir import copy_verified, main_file_entry, staged_output
 
 #: manifest dtype -> Triton data type
 TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "bfloat16": "TYPE_BF16", "int8": "TYPE_INT8",
@@ -280,8 +280,6 @@ def default_name(bundle: Bundle) -> str:
 
 def ensemble_configs(bundle: Bundle, config: dict[str, Any], opts: TritonOptions) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ``<name>_preprocess`` and ``<name>_ensemble`` configs around the model ``config``."""
-    from edge_se.preprocess import PreprocessSpec
-
     max_batch = config["max_batch_size"]
     if max_batch == 0:
         raise InputError(f"--ensemble: artifact {opts.artifact} has a static batch; the ensemble batches encoded "
@@ -289,7 +287,7 @@ def ensemble_configs(bundle: Bundle, config: dict[str, Any], opts: TritonOptions
     if len(config["input"]) != 1:
         raise InputError(f"--ensemble: artifact {opts.artifact} has {len(config['input'])} inputs; the preprocessing "
                          "step feeds one image input")
-    spec = PreprocessSpec.from_dict(bundle.section("preprocessing"), f"{bundle.root / MANIFEST_NAME}: preprocessing")
+    spec = bundle.preprocessing()
     model_in = config["input"][0]
     expect = [spec.channels, *spec.crop] if spec.layout == "NCHW" else [*spec.crop, spec.channels]
     if model_in["dims"] != expect or model_in["data_type"] != TRITON_DTYPES[spec.dtype]:
@@ -337,12 +335,10 @@ def export_triton(bundle_dir: str | Path, out: str | Path, opts: TritonOptions =
             (version / "bundle" / MANIFEST_NAME).write_bytes((bundle.root / MANIFEST_NAME).read_bytes())
             atomic_write_text(version / "model.py", PYTHON_MODEL.read_text(encoding="utf-8"))
         else:
-            main = [e for e in record["files"] if e.get("path") == record["path"]]
-            others = [e for e in record["files"] if e.get("path") != record["path"]]
-            if record.get("format") != mf.TENSORRT_ENGINE and others:  # an engine's sidecar and script stay behind
+            if record.get("format") != mf.TENSORRT_ENGINE and len(record["files"]) > 1:  # an engine's sidecar stays behind
                 raise InputError(f"artifact {opts.artifact} has {len(record['files'])} files; Triton's "
                                  f"{config['platform']} loads one file: use --serve python")
-            copy_verified(bundle, main[0], version / config["default_model_filename"])
+            copy_verified(bundle, main_file_entry(bundle, opts.artifact), version / config["default_model_filename"])
         if bundle.manifest.get("labels"):
             copy_verified(bundle, bundle.manifest["labels"], model_dir / "labels.txt")
         atomic_write_text(model_dir / "config.pbtxt", text)

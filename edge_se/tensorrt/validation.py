@@ -49,7 +49,6 @@ def reference_outputs(bundle: Bundle, x: np.ndarray) -> tuple[list[np.ndarray], 
 
 def validate_engine(bundle_root: str, engine_name: str, n: int = 8, iterations: int = 200) -> dict[str, Any]:
     """Run the engine on ``n`` real images, compare with the reference, time it; record the check."""
-    from edge_se.preprocess import PreprocessSpec
     from edge_se.tensorrt.runner import TensorRTRunner
     from edge_se.validate.inputs import real_inputs
     from edge_se.validate.numerics import compare_outputs
@@ -58,7 +57,7 @@ def validate_engine(bundle_root: str, engine_name: str, n: int = 8, iterations: 
     rec = bundle.artifact(engine_name)
     plan = rec["plan"]
     lo, opt, hi = (tuple(s) for s in (plan["profiles"][0]["min"], plan["profiles"][0]["opt"], plan["profiles"][0]["max"]))
-    spec = PreprocessSpec.from_dict(bundle.section("preprocessing"), where=str(bundle.root))
+    spec = bundle.preprocessing()
     batch = max(lo[0], min(n, hi[0]))
     x, source = real_inputs(spec, batch)
     x = np.ascontiguousarray(x, dtype=np.float32)

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from edge_se.bundle import Bundle
-from edge_se.preprocess import PreprocessSpec
 from edge_se.manifest import AOTI_PACKAGE, EXECUTORCH, TORCH_EXPORT
 from edge_se.validate.check import (check_numerics, load_torchscript, ort_runner, reference_outputs, torch_format_runner,
                                     torch_runner, validation_inputs)
@@ -21,7 +20,7 @@ def validate_bundle(
     for name in bundle.artifacts:
         bundle.verify(name)
     model = bundle.section("model")
-    spec = PreprocessSpec.from_dict(bundle.section("preprocessing"))
+    spec = bundle.preprocessing()
     module = reference_module(bundle, reference)
     inputs, desc = validation_inputs(spec, model["input_shape"], images=images, seed=model.get("seed", 0))
     ref = reference_outputs(torch_runner(module), inputs)

@@ -423,7 +423,6 @@ def run_matrix(
     """
     from edge_se import progress
     from edge_se.bundle import Bundle, utc_now
-    from edge_se.preprocess import PreprocessSpec
     from edge_se.quantize.patterns import find_attention_gates
     from edge_se.report.machine import machine_info, tool_versions
     from edge_se.report.render import REPORT_FORMAT, render_report
@@ -443,7 +442,7 @@ def run_matrix(
     bundle = Bundle.open(bundle_dir)
     out_dir = Path(out) if out is not None else bundle.root / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
-    spec = PreprocessSpec.from_dict(bundle.section("preprocessing"))
+    spec = bundle.preprocessing()
     t0 = time.perf_counter()
     with progress.stage("Loading the PyTorch reference and the data"):
         data = evaluation_data(bundle, spec, images=images, labels=labels, digits=digits, limit=limit, seed=seed)
