@@ -15,10 +15,10 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -296,7 +296,7 @@ def bundle_lock(root: str | os.PathLike[str], timeout: float | None = None) -> I
                     "wait for it to finish, or stop it, then run again"
                 ) from None
             if not said:
-                print(f"edge-se: waiting for PID {holder}, which is writing bundle {root} ...", file=sys.stderr)
+                logging.getLogger("edge_se").warning("waiting for PID %s, which is writing bundle %s ...", holder, root)
                 said = True
             time.sleep(0.2)
             continue

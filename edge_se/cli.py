@@ -3,12 +3,19 @@
 Each sub-command lives in ``edge_se/commands/<name>.py`` and defines ``NAME``, ``HELP``,
 ``EXAMPLES``, ``ORDER``, ``add_arguments(parser)`` and ``run(args) -> int``. Command modules keep
 heavy imports (torch, onnx, tensorrt) inside ``run`` so ``edge-se --help`` stays fast.
+
+Conventions: ``-q``, ``--debug`` and ``--json`` go before or after COMMAND; results go to stdout
+(with ``--json``, exactly one JSON document, also on failure), progress and notes to stderr through
+the ``edge_se`` logger (:func:`edge_se.progress.cli_output`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import json
+import os
 import pkgutil
 import sys
 import traceback
@@ -34,6 +41,22 @@ def _command_modules() -> list[ModuleType]:
     return sorted(mods, key=lambda m: (getattr(m, "ORDER", 100), m.NAME))
 
 
+def _add_output_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """``-q/--quiet``, ``--debug`` and ``--json``: accepted before and after COMMAND."""
+    g = parser.add_argument_group("output (before or after COMMAND)")
+    g.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="no progress or notes on stderr (warnings and errors still shown)")
+    g.add_argument("--debug", action="store_true", default=default,
+                   help="debug log lines and full tracebacks on stderr")
+    g.add_argument("--json", action="store_true", default=default,
+                   help="one JSON document on stdout (progress and notes stay on stderr)")
+
+
+#: the sub-commands' copy: SUPPRESS defaults, so a flag given before COMMAND is not reset by it
+_OUTPUT_OPTIONS = argparse.ArgumentParser(add_help=False)
+_add_output_options(_OUTPUT_OPTIONS, default=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (one sub-parser per command module)."""
     parser = argparse.ArgumentParser(
@@ -44,8 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"edge-se {__version__}")
-    parser.add_argument("--debug", action="store_true", help="print full tracebacks")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_output_options(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():
         examples = getattr(mod, "EXAMPLES", "")
@@ -55,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
             description=getattr(mod, "DESCRIPTION", mod.HELP),
             epilog=(f"examples:\n{examples}\n\n" if examples else "") + EXIT_CODES,
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[_OUTPUT_OPTIONS],
         )
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -70,27 +93,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from edge_se import progress
 
-    progress.set_quiet(args.quiet)
+    with progress.cli_output(quiet=args.quiet, debug=args.debug):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args._run(args) or 0)
     except EdgeSEError as e:
-        if args.debug:
-            traceback.print_exc()
-        print(f"edge-se {args.command}: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return _fail(args, f"error: {e}", e.exit_code)
+    except BrokenPipeError:  # stdout closed early (``edge-se models --json | head``): not an error of ours
+        sys.stdout = open(os.devnull, "w")
+        return 141
     except KeyboardInterrupt:
-        print(f"edge-se {args.command}: interrupted; every artifact is either published whole (with its manifest "
-              "entry) or not at all", file=sys.stderr)
-        return 130
+        return _fail(args, "interrupted; every artifact is either published whole (with its manifest entry) or "
+                     "not at all", 130, trace=False)
     except Exception as e:  # a bug: say so plainly, traceback on --debug
-        if args.debug:
-            traceback.print_exc()
-        print(
-            f"edge-se {args.command}: internal error: {type(e).__name__}: {e} "
-            "(re-run with --debug for the traceback and please report it)",
-            file=sys.stderr,
-        )
-        return 4
+        return _fail(args, f"internal error: {type(e).__name__}: {e} (re-run with --debug for the traceback and "
+                     "please report it)", 4)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int, trace: bool = True) -> int:
+    """One error line on stderr (traceback first with --debug); with --json also a JSON error on stdout."""
+    if trace and args.debug:
+        traceback.print_exc()
+    print(f"edge-se {args.command}: {message}", file=sys.stderr)
+    if args.json:
+        with contextlib.suppress(OSError):
+            print(json.dumps({"command": args.command, "ok": False, "exit_code": code, "error": message}))
+    return code
 
 
 if __name__ == "__main__":

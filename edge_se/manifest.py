@@ -21,6 +21,10 @@ TENSORRT_ENGINE = "tensorrt-engine"
 TENSORRT_CALIBRATION_CACHE = "tensorrt-calibration-cache"
 #: the TensorRT-ready Q/DQ file whose precision decision TensorRT builds honour
 TRT_QDQ_ARTIFACT = "model.int8.trt.onnx"
+#: ``model.source`` of a bundle made from an ONNX file (no PyTorch model: ONNX Runtime FP32 is the reference)
+ONNX_SOURCE = "onnx"
+#: the imported ONNX file as given, kept in the bundle as that reference
+ONNX_REFERENCE_FILE = "reference.onnx"
 
 
 def kept_float_nodes(record: dict[str, Any] | None) -> list[str] | None:

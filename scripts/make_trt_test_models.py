@@ -2,7 +2,9 @@
 """Export every zoo model as FP32 ONNX and TensorRT-ready INT8 Q/DQ ONNX for the TensorRT build test.
 
 Writes ``OUT/<name>.onnx`` and ``OUT/<name>.int8.qdq.onnx`` (dynamic batch, small resolution) and
-``OUT/models.json``. Runs in the main environment (torch, onnxruntime); the build test then runs in
+``OUT/models.json``, and ``OUT/e2e-bundle``: a bundle the edge-se stages themselves wrote (export,
+quantize fp16 and int8 calibrated from the digits calibration set) for the end-to-end build test.
+Runs in the main environment (torch, onnxruntime); the build test then runs in
 a separate environment with TensorRT for RTX (scripts/ci_trt_rtx.sh). Q/DQ comes from ONNX
 Runtime's static quantizer (QDQ format, symmetric INT8 activations and per-channel weights: the
 form TensorRT wants; biases left in float, since TensorRT refuses INT32 DequantizeLinear; only
@@ -60,6 +62,24 @@ def quantize_qdq(src: Path, dst: Path, chw: tuple[int, int, int]) -> None:
                                    "QuantizeBias": False})  # TensorRT rejects INT32 bias DequantizeLinear
 
 
+def e2e_bundle(out: Path) -> Path:
+    """``out/e2e-bundle``: se_digits exported, then quantized fp16 and int8, by the edge-se stages."""
+    import shutil
+
+    from edge_se.cli import main as cli
+
+    root = Path(__file__).resolve().parents[1]
+    bundle = out / "e2e-bundle"
+    shutil.rmtree(bundle, ignore_errors=True)
+    for args in (["export", "se_digits", "--formats", "onnx", "--out", str(bundle)],
+                 ["quantize", str(bundle), "--precision", "fp16"],
+                 ["quantize", str(bundle), "--precision", "int8", "--calib", str(root / "calibration" / "digits.toml")]):
+        code = cli(["-q", *args])
+        if code != 0:
+            raise SystemExit(f"edge-se {' '.join(args)} exited {code}")
+    return bundle
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
@@ -75,6 +95,7 @@ def main() -> int:
     names = [n for n in args.only.split(",") if n] or list_models()
     models = [export(n, args.out, args.size) for n in names]
     (args.out / "models.json").write_text(json.dumps(models, indent=1))
+    print(f"wrote {e2e_bundle(args.out)}")
     print(f"exported {len(models)} models to {args.out}")
     return 0
 

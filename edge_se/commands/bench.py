@@ -28,7 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds to measure after warm-up (default 10)")
     parser.add_argument("--concurrency", type=int, default=1, metavar="N",
                         help="threads calling predict at the same time (default 1)")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     g = parser.add_argument_group("comparing backends")
     g.add_argument("--backends", metavar="LIST",
                    help="measure every backend x precision x file of the bundle: 'all' (ONNX Runtime, OpenVINO "

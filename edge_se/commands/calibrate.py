@@ -27,7 +27,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-bad", action="store_true",
                    help="folder sources: skip undecodable images (listed in the manifest) instead of refusing")
     p.add_argument("--force", action="store_true", help="replace an existing calibration set at --out")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,6 +26,11 @@ def run(args: argparse.Namespace) -> int:
 
     bundle = Bundle.open(args.bundle)
     done = clean_bundle(bundle.root)
+    if args.json:
+        from edge_se.commands._output import emit_json
+
+        emit_json({"command": "clean", "ok": True, "bundle": str(bundle.root), "handled": list(done)})
+        return 0
     for line in done:
         print(line)
     print(f"{bundle.root}: clean ({len(done)} {'entry' if len(done) == 1 else 'entries'} handled)")

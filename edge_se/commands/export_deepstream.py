@@ -57,4 +57,10 @@ def run(args: argparse.Namespace) -> int:
         else ""
     info(f"wrote {result.config_path} ({result.precision}, {result.onnx_file}{checked}); use it as nvinfer's "
          f"config-file-path")
+    if args.json:
+        from edge_se.commands._output import emit_json
+
+        emit_json({"command": "export-deepstream", "ok": True, "bundle": str(args.bundle), "out": str(args.out),
+                   "config": str(result.config_path), "precision": result.precision, "onnx": str(result.onnx_file),
+                   "exact_error": result.exact_error, "caveats": list(result.caveats)})
     return 0

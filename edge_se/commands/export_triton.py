@@ -64,4 +64,10 @@ def run(args: argparse.Namespace) -> int:
     ensemble = f"; clients send encoded images to {repo.ensemble_name!r}" if repo.ensemble_name else ""
     info(f"wrote Triton model {repo.name!r} ({batch}) to {repo.model_dir}{ensemble}; serve with: "
          f"tritonserver --model-repository {repo.root}")
+    if args.json:
+        from edge_se.commands._output import emit_json
+
+        emit_json({"command": "export-triton", "ok": True, "bundle": str(args.bundle), "repository": str(repo.root),
+                   "model": repo.name, "model_dir": str(repo.model_dir), "max_batch_size": repo.max_batch_size,
+                   "ensemble": repo.ensemble_name})
     return 0

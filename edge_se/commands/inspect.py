@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from edge_se.commands._common import trt_version_arg
+
 NAME = "inspect"
 ORDER = 30
 HELP = "show ops, TensorRT op support, I/O and size of a bundle or .onnx file"
@@ -17,8 +19,8 @@ EXAMPLES = """  edge-se inspect bundles/se50
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="bundle folder or .onnx file")
     p.add_argument("--artifact", default=None, help="which ONNX artifact of a bundle (default model.onnx)")
-    p.add_argument("--trt-version", default="10.1", help="TensorRT version to check op support for (8.5, 8.6, 10.0, 10.1, ...)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--trt-version", default="10.1", type=trt_version_arg,
+                   help="TensorRT version to check op support for, dotted (8.5, 8.6, 10.3, ...; default 10.1)")
 
 
 def inspect_onnx(path: Path, trt_version: str) -> dict:

@@ -22,7 +22,6 @@ EXAMPLES = """  edge-se models
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pattern", nargs="?", default=None,
                    help="shell wildcard ('se_*') or substring ('digits') to filter names")
-    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
 
 def zoo_rows(pattern: str | None = None) -> list[dict]:

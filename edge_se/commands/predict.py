@@ -25,7 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=8, metavar="N", help="images per inference call (default 8)")
     parser.add_argument("--raw-scores", action="store_true",
                         help="show the model's raw outputs instead of softmax probabilities")
-    parser.add_argument("--json", action="store_true", help="print JSON (results and the backend used)")
     add_runtime_arguments(parser)
 
 

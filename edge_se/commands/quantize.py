@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 from edge_se.bundle import owned_tempdir
+from edge_se.commands._common import trt_version_arg
 
 NAME = "quantize"
 ORDER = 30
@@ -73,15 +74,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reduce-range", action=argparse.BooleanOptionalAction, default=None,
                    help="CPU INT8 file with 7-bit weights, which x86 CPUs without VNNI need (their INT8 kernels "
                         "saturate 8-bit weights); default: on when this CPU is one, off elsewhere")
-    p.add_argument("--trt-cache-version", default="8601",
-                   help="TensorRT version number in the calibration cache header (default 8601 = 8.6.1)")
+    p.add_argument("--trt-cache-version", default="8.6.1", type=trt_version_arg, metavar="TRT_VERSION",
+                   help="int8: TensorRT version the calibration cache is for, dotted (default 8.6.1; the header "
+                        "spells it TRT-8601-...; 10.3 gives TRT-100300-...)")
     p.add_argument("--pte", action="store_true",
                    help="int8: also write model.int8.pte, ExecuTorch (XNNPACK) INT8 quantized from the bundle's "
                         "model.pt2 by PT2E on the same --calib set, validated on the executorch backend "
                         "(needs the executorch extra)")
     p.add_argument("--fp16-io", action="store_true", help="fp16: make the model's inputs/outputs FP16 too")
     p.add_argument("--images", help="fp16: folder of real images for validation (default: scikit-learn's samples)")
-    p.add_argument("--json", action="store_true", help="print the added artifacts and checks as JSON")
     from edge_se.commands._reference_args import add_reference_arguments
 
     add_reference_arguments(p)
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from edge_se.commands._reference_args import reference_options
     from edge_se.errors import CalibrationError, InputError
     from edge_se.quantize import stage
+    from edge_se.tensorrt.versions import calibration_cache_version
 
     if args.max_drop is not None and not (math.isfinite(args.max_drop) and 0 <= args.max_drop <= 100):
         raise InputError(f"--max-drop must be a finite number of points between 0 and 100, got {args.max_drop}; "
@@ -141,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
             kwargs["max_memory"] = parse_size(args.max_memory)
         # the budget is checked (exit 2) before any calibration set is built
         stage._budget(args.policy or stage.DEFAULT_POLICY, args.max_drop, args.min_agreement, args.min_int8)
+        cache_version = calibration_cache_version(args.trt_cache_version)  # 8.6.1 -> 8601 (the header's number)
         # a spec is built into a temporary folder removed afterwards; a set folder is read in place
         pre = bundle.preprocessing()
         with owned_tempdir("edge-se-calib-") as tmp:
@@ -149,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
             stage.quantize_int8(
                 bundle, calib, policy=args.policy or stage.DEFAULT_POLICY, method=args.method or stage.DEFAULT_METHOD,
                 max_drop=args.max_drop, min_agreement=args.min_agreement, min_int8=args.min_int8, evaluation=evaluation, reduce_range=args.reduce_range,
-                trt_version=args.trt_cache_version, reference=reference_options(args), finetune=args.finetune,
+                trt_version=cache_version, reference=reference_options(args), finetune=args.finetune,
                 finetune_epochs=args.finetune_epochs, pte=args.pte, **kwargs,
             )
         added = [stage.TRT_ARTIFACT, stage.CPU_ARTIFACT, stage.CACHE_ARTIFACT]

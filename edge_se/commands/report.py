@@ -13,7 +13,8 @@ DESCRIPTION = (
     "The JSON is not changed: edit or merge it, then re-render."
 )
 EXAMPLES = """  edge-se report out/se_digits
-  edge-se report out/se_digits --out /tmp/shareable"""
+  edge-se report out/se_digits --out /tmp/shareable
+  edge-se report out/se_digits --json     (the files written, as JSON)"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,6 +31,12 @@ def run(args: argparse.Namespace) -> int:
     src = Path(args.dir) if Path(args.dir).is_dir() else Path(args.dir).parent
     out = Path(args.out) if args.out else src
     written = render_report(report, out, write_json=out.resolve() != src.resolve())
+    if args.json:
+        from edge_se.commands._output import emit_json
+
+        emit_json({"command": "report", "ok": True, "source": str(src), "out": str(out),
+                   "passed": report.get("passed"), "files": {kind: str(path) for kind, path in written.items()}})
+        return 0
     for kind, path in written.items():
         print(f"{kind:9s} {path}")
     return 0

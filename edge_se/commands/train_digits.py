@@ -28,7 +28,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of init, shuffling and augmentation (default 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: faster than 2 for these small nets on a busy CPU)")
-    p.add_argument("--json", action="store_true", help="print the sidecar JSON on stdout")
 
 
 def run(args: argparse.Namespace) -> int:

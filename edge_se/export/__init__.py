@@ -1,1 +1,5 @@
 """edge_se.export"""
+
+from edge_se._callable import make_callable
+
+make_callable(__name__)  # edge_se.export(...) is the API call (edge_se/api.py)

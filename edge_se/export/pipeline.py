@@ -54,7 +54,7 @@ def tool_versions() -> dict[str, str]:
 
 
 def export_bundle(
-    model_spec: str,
+    model_spec: "str | Any",
     input_shape: Sequence[int] | None,
     out: str | Path,
     *,
@@ -71,6 +71,7 @@ def export_bundle(
     allow_tracer_warnings: bool = False,
     formats: str | Sequence[str] | None = None,
     max_batch: int = DEFAULT_MAX_BATCH,
+    model_options: dict[str, Any] | None = None,
 ) -> Bundle:
     """Export ``model_spec`` to a validated bundle at ``out``; see the module docstring.
 
@@ -78,12 +79,16 @@ def export_bundle(
     value frozen at the example input: edge_se/export/tracer.py) fails the export with
     ExportError unless ``allow_tracer_warnings``; then the warnings are recorded in the manifest
     (``model.tracer_warnings``) and printed as a note.
+
+    ``model_spec`` may be an ``nn.Module`` (exported with its own weights; later stages rebuild the
+    reference only when it is passed to them again). ``model_options`` go to the model's builder
+    (``num_classes=10``), are recorded in the manifest and reused when the reference is rebuilt.
     """
     import numpy as np
     import onnx
     import torch
 
-    from edge_se.models.loading import resolve_model
+    from edge_se.models.loading import check_model_options, from_module, resolve_model
 
     check_out_path(out)  # before anything is loaded: an unusable --out fails in a second, on one line
     plan = plan_formats(formats)
@@ -109,8 +114,15 @@ def export_bundle(
 
         return _T()
 
-    with timed("load", f"Loading {model_spec}"):
-        loaded = resolve_model(model_spec, checkpoint=checkpoint, seed=SEED)
+    options = check_model_options(model_options)
+    if not isinstance(model_spec, str):
+        if options:
+            raise InputError("model options apply to a model spec; an nn.Module is already built")
+        loaded = from_module(model_spec, checkpoint)
+        model_spec = loaded.spec
+    else:
+        with timed("load", f"Loading {model_spec}"):
+            loaded = resolve_model(model_spec, checkpoint=checkpoint, seed=SEED, **options)
     if input_shape is None:
         if loaded.default_input_shape is None:
             raise InputError(f"{model_spec} has no default input shape; pass --input-shape NxCxHxW")
@@ -181,6 +193,7 @@ def export_bundle(
             model={
                 "spec": model_spec,
                 "source": loaded.source,
+                "options": options,
                 "checkpoint": None if checkpoint is None else {"path": str(Path(checkpoint).resolve()), "sha256": loaded.checkpoint_sha256},
                 "weights": loaded.weights,
                 "seed": SEED,
@@ -229,17 +242,10 @@ def export_bundle(
 
 
 def _note_tracer_warnings(found: list[dict]) -> None:
-    """One unwrapped note line: the export went ahead despite tracer warnings."""
-    from rich.markup import escape
-
-    if getattr(progress, "_quiet", False):
-        return
+    """One note line: the export went ahead despite tracer warnings."""
     more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-    progress.console.print(
-        f"[yellow]note[/yellow]: exported despite {len(found)} tracer warning(s) (--allow-tracer-warnings; "
-        f"recorded in the manifest): {escape(describe(found[0]))}{more}",
-        soft_wrap=True,
-    )
+    progress.info(f"[yellow]note[/yellow]: exported despite {len(found)} tracer warning(s) (--allow-tracer-warnings; "
+                  f"recorded in the manifest): {escape(describe(found[0]))}{more}")
 
 
 def validate_fp32(bundle: Bundle, module, images: str | Path | None = None) -> list[dict[str, Any]]:

@@ -375,6 +375,75 @@ def load_checkpoint(module: Any, path: str | Path) -> CheckpointInfo:
 
 
 # --------------------------------------------------------------------------- entry point
+#: ``model.source`` of a bundle exported from an ``nn.Module`` passed from Python (the API)
+MODULE_SOURCE = "module"
+_OPTION_TYPES = (bool, int, float, str)
+
+
+def check_model_options(options: Mapping[str, Any] | None, where: str = "model options") -> dict[str, Any]:
+    """Keyword options for a model builder (``num_classes=10``): names and plain scalar values only.
+
+    They are recorded in the manifest and read back when the reference is rebuilt, so anything but
+    a bool, int, float or str (which could carry code or objects) is refused with the key named.
+    """
+    out: dict[str, Any] = {}
+    if options is None:
+        return out
+    if not isinstance(options, Mapping):
+        raise ModelSpecError(f"{where}: expected a table of name = value, got {type(options).__name__}")
+    for key, value in options.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ModelSpecError(f"{where}: option name {key!r} is not a Python identifier")
+        if not isinstance(value, _OPTION_TYPES):
+            raise ModelSpecError(f"{where}: option {key} = {value!r} must be a bool, int, float or string")
+        out[key] = value
+    return out
+
+
+def parse_model_option(text: str) -> tuple[str, Any]:
+    """``num_classes=10`` -> ``("num_classes", 10)``: ints, floats, true/false, else the string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise ModelSpecError(f"--model-option {text!r}: expected NAME=VALUE, e.g. num_classes=10")
+    raw = raw.strip()
+    value: Any = raw
+    if raw.lower() in ("true", "false"):
+        value = raw.lower() == "true"
+    else:
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+    return key, value
+
+
+def from_module(module: Any, checkpoint: str | Path | None = None) -> LoadedModel:
+    """A :class:`LoadedModel` for an ``nn.Module`` passed from Python: its own weights (or
+    ``checkpoint``'s), eval mode."""
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise ModelSpecError(f"expected an nn.Module or a model spec string, got {type(module).__name__}")
+    cls = type(module)
+    loaded = LoadedModel(module=module, spec=f"python:{cls.__module__}.{cls.__qualname__}", source=MODULE_SOURCE,
+                         weights="the module's own weights (passed from Python)")
+    return _with_checkpoint(loaded, checkpoint)
+
+
+def _with_checkpoint(loaded: LoadedModel, checkpoint: str | Path | None) -> LoadedModel:
+    """``loaded`` with ``checkpoint``'s weights loaded (when given) and the module in eval mode."""
+    if checkpoint is not None:
+        info = load_checkpoint(loaded.module, checkpoint)
+        loaded.checkpoint, loaded.checkpoint_sha256 = info.path, info.sha256
+        loaded.weights = f"checkpoint {info.path} (sha256 {info.sha256[:16]}...)"
+        loaded.notes.extend(info.notes)
+    loaded.module.eval()
+    return loaded
+
+
 def resolve_model(spec: str, checkpoint: str | Path | None = None, seed: int = 0, **kwargs: Any) -> LoadedModel:
     """Build the model named by ``spec`` (eval mode), with weights from ``checkpoint`` or a seeded init.
 
@@ -392,10 +461,4 @@ def resolve_model(spec: str, checkpoint: str | Path | None = None, seed: int = 0
     if ms.source == "file":
         loaded.user_file = Path(ms.name).resolve()
         loaded.user_file_sha256 = sha256_file(loaded.user_file)
-    if checkpoint is not None:
-        info = load_checkpoint(module, checkpoint)
-        loaded.checkpoint, loaded.checkpoint_sha256 = info.path, info.sha256
-        loaded.weights = f"checkpoint {info.path} (sha256 {info.sha256[:16]}...)"
-        loaded.notes.extend(info.notes)
-    module.eval()
-    return loaded
+    return _with_checkpoint(loaded, checkpoint)

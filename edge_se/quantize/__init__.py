@@ -5,3 +5,7 @@ mse), ``qdq_trt`` (TensorRT-ready QDQ), ``cpu_int8`` (CPU-fast U8S8 for ONNX Run
 ``trt_cache`` (TensorRT calibration cache), ``fp16``, ``policies`` (all, keep-gates, auto),
 ``patterns`` (attention gates by graph pattern), ``metrics``, ``stage`` (bundle -> bundle).
 """
+
+from edge_se._callable import make_callable
+
+make_callable(__name__)  # edge_se.quantize(...) is the API call (edge_se/api.py)

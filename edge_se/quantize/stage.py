@@ -67,22 +67,21 @@ def named_copy(fp32: Path, out: Path) -> Path:
 
 
 def _reference(bundle: Bundle, fp32: Path, options: Any = None) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """The PyTorch model when it can be rebuilt from the manifest, else the FP32 ONNX."""
+    """The bundle's reference (PyTorch, or ONNX Runtime on an imported ONNX file), else the FP32 ONNX."""
     from edge_se.quantize.metrics import run_onnx
 
-    model = bundle.manifest.get("model", {})
     try:
-        from edge_se.validate.check import run_batched, torch_runner
-        from edge_se.validate.reference import reference_module
+        from edge_se.validate.check import run_batched
+        from edge_se.validate.reference import reference_runner
 
-        run = torch_runner(reference_module(bundle, options))
+        run, desc = reference_runner(bundle, options)
 
-        def torch_fn(x: np.ndarray) -> np.ndarray:
+        def ref_fn(x: np.ndarray) -> np.ndarray:
             from edge_se.quantize.memory import eval_batch
 
             return run_batched(run, x, eval_batch())[0]
 
-        return torch_fn, f"PyTorch ({model.get('spec')})"
+        return ref_fn, desc
     except Exception as e:  # noqa: BLE001 - any failure to rebuild falls back, and says why
         reason = f"{type(e).__name__}: {e}"
         if isinstance(e, UntrustedCodeError):

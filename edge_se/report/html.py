@@ -7,7 +7,8 @@ import html
 from pathlib import Path
 from typing import Any
 
-from edge_se.report.tables import Table, failure_lines, fidelity_table, key_value_table, row_title, summary_table
+from edge_se.report.tables import (Table, failure_lines, fidelity_table, key_value_table, reference_name, row_title,
+                                   summary_table)
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -44,7 +45,7 @@ def render_html(report: dict[str, Any], plot_path: str | Path | None = None) -> 
             f"{html.escape(str((report.get('data') or {}).get('description', '-')))}.</p>"]
     ref = report.get("reference") or {}
     if ref.get("accuracy") is not None:
-        body.append(f"<p>PyTorch FP32 reference accuracy: <b>{100 * ref['accuracy']:.2f}%</b></p>")
+        body.append(f"<p>{reference_name(report)} FP32 reference accuracy: <b>{100 * ref['accuracy']:.2f}%</b></p>")
     body += ["<h2>Accuracy, numerics and latency</h2>", html_table(summary_table(report), "numerics")]
     failures = failure_lines(report)
     if failures:
@@ -54,7 +55,7 @@ def render_html(report: dict[str, Any], plot_path: str | Path | None = None) -> 
         body += ["<h2>Accuracy vs latency</h2>", f'<img alt="accuracy vs latency" src="data:image/png;base64,{data}">']
     body.append("<h2>Attention fidelity per block</h2>")
     body.append("<p class='muted'>Gate tensors found by graph pattern, exposed on a debug copy of each model, "
-                "against the PyTorch module's gates. Local errors compare each gate with the FP32 gate computed "
+                f"against the {'FP32 ONNX' if reference_name(report) != 'PyTorch' else 'PyTorch module'}'s gates. Local errors compare each gate with the FP32 gate computed "
                 "from the same deployed block input; the worst block is marked.</p>")
     for row in report.get("rows", []):
         fid = row.get("fidelity") or {}

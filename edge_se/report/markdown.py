@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_se.report.tables import Table, failure_lines, fidelity_table, key_value_table, row_title, summary_table
+from edge_se.report.tables import (Table, failure_lines, fidelity_table, key_value_table, reference_name, row_title,
+                                   summary_table)
 
 
 def md_table(table: Table) -> str:
@@ -25,9 +26,9 @@ def render_markdown(report: dict[str, Any], plot_name: str | None = "accuracy_vs
                  f"Inputs: {(report.get('data') or {}).get('description', '-')}.")
     ref = report.get("reference") or {}
     if ref.get("accuracy") is not None:
-        parts.append(f"PyTorch FP32 reference accuracy: {100 * ref['accuracy']:.2f}%.")
+        parts.append(f"{reference_name(report)} FP32 reference accuracy: {100 * ref['accuracy']:.2f}%.")
     parts += ["", "## Accuracy, numerics and latency", "", md_table(summary_table(report)), ""]
-    parts.append("Numerics compare each artifact's outputs with PyTorch under the precision's tolerance "
+    parts.append(f"Numerics compare each artifact's outputs with {reference_name(report)} FP32 under the precision's tolerance "
                  "(edge_se/validate/tolerances.py); latency is measured through the embedded runtime on this machine.")
     failures = failure_lines(report)
     if failures:
@@ -36,7 +37,7 @@ def render_markdown(report: dict[str, Any], plot_name: str | None = "accuracy_vs
         parts += ["", f"![accuracy vs latency]({plot_name})", ""]
     parts += ["## Attention fidelity per block", "",
               "Gate tensors of every attention block, found by graph pattern and exposed as outputs of a debug copy "
-              "of each model, against the PyTorch module's gates. *Local* errors compare each gate with the FP32 "
+              f"of each model, against the {'FP32 ONNX' if reference_name(report) != 'PyTorch' else 'PyTorch module'}'s gates. *Local* errors compare each gate with the FP32 "
               "gate computed from the same (deployed) block input, so they isolate the block that loses precision; "
               "the block with the largest local mean error is marked worst.", ""]
     for row in report.get("rows", []):

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from edge_se.report.tables import reference_name
+
 PRECISION_COLORS = {"fp32": "#1f77b4", "fp16": "#2ca02c", "bf16": "#9467bd", "int8": "#d62728"}
 #: marker edge (color, width) per backend, so ONNX Runtime and OpenVINO rows sit side by side distinguishably
 BACKEND_EDGES = {"ov": ("#ff7f0e", 2.2)}
@@ -29,7 +31,7 @@ def plot_points(report: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
             continue
         points.append({"x": float(lat), "y": 100.0 * float(y), "precision": r["precision"], "policy": r["policy"],
                        "backend": r["backend"], "label": f"{r['precision']}/{r['policy']}/{r['backend']}"})
-    label = "top-1 accuracy (%)" if use_acc else "top-1 agreement with PyTorch (%)"
+    label = "top-1 accuracy (%)" if use_acc else f"top-1 agreement with {reference_name(report)} (%)"
     return points, label
 
 
@@ -98,7 +100,7 @@ def plot_accuracy_vs_latency(report: dict[str, Any], out: str | Path, title: str
                    label=f"FP32 reference ({ref['backend']})")
     torch_acc = (report.get("reference") or {}).get("accuracy")
     if torch_acc is not None and "accuracy" in ylabel:
-        ax.axhline(100 * torch_acc, color="#1f77b4", lw=1, ls=":", label=f"PyTorch FP32 {100 * torch_acc:.1f}%")
+        ax.axhline(100 * torch_acc, color="#1f77b4", lw=1, ls=":", label=f"{reference_name(report)} FP32 {100 * torch_acc:.1f}%")
     for prec, color in PRECISION_COLORS.items():
         if any(p["precision"] == prec for p in points):
             ax.scatter([], [], color=color, marker="o", label=prec.upper())

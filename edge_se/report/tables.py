@@ -113,6 +113,11 @@ def failure_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def reference_name(report: dict[str, Any]) -> str:
+    """Who the report's reference is: "PyTorch", or "ONNX Runtime" for a bundle imported from ONNX."""
+    return "ONNX Runtime" if (report.get("reference") or {}).get("backend") == "onnxruntime" else "PyTorch"
+
+
 def row_title(row: dict[str, Any]) -> str:
     return f"{row['precision']} / {row['policy']} / {row['backend']}"
 

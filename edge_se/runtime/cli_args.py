@@ -46,7 +46,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--preprocessing", metavar="FILE",
                    help="preprocessing spec (JSON or TOML with PreprocessSpec keys): needed to feed images "
                         "to a single model file; overrides a bundle's")
-    g.add_argument("--labels", metavar="FILE", help="labels file, one per line (overrides a bundle's)")
+    g.add_argument("--labels", metavar="FILE", help="class names, one per line, as 'edge-se export --labels' takes (overrides a bundle's)")
     g.add_argument("--cache-dir", metavar="DIR",
                    help="keep ONNX Runtime-optimized (or OpenVINO-compiled) models here for faster later loads "
                         "(a trusted folder)")

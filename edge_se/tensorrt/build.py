@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_se import __version__
 from edge_se.bundle import Bundle, atomic_write_bytes, owned_mkdtemp, sha256_file
-from edge_se.errors import BundleError, CalibrationError
+from edge_se.errors import BundleError, CalibrationError, EdgeSEError, InputError
 from edge_se.manifest import TENSORRT_CALIBRATION_CACHE, TENSORRT_ENGINE, TRT_QDQ_ARTIFACT, kept_float_nodes
 from edge_se.tensorrt import sidecar as sc
 from edge_se.tensorrt.plan import BuildPlan, plan_build
@@ -115,6 +115,32 @@ def _find(bundle: Bundle, fmt: str) -> Path | None:
     return bundle.verify(names[0]) if names else None
 
 
+def split_calib(path: Path, option: str = "--calib") -> tuple[Path | None, Path | None]:
+    """``(cache, set)`` for the build stage's one calibration input: a calibration set folder ->
+    ``(None, path)``; a file whose first line is a TensorRT cache header (``TRT-<version>-<algorithm>``)
+    -> ``(path, None)``; anything else is a one-line :class:`InputError` naming ``option``."""
+    from edge_se.calibration.dataset import load_calibration_set
+    from edge_se.tensorrt.calibrator import cache_header
+
+    path = Path(path)
+    if path.is_dir():
+        try:
+            load_calibration_set(path, verify=False)
+        except EdgeSEError as e:
+            raise InputError(f"{option} {path}: {e} (build takes a calibration set folder or a TensorRT "
+                             "calibration cache)") from None
+        return None, path
+    if path.is_file():
+        with open(path, "rb") as f:
+            head = f.read(512)
+        if cache_header(head) is None:
+            raise InputError(f"{option} {path} is neither a TensorRT calibration cache (its first line is not "
+                             "'TRT-<version>-<algorithm>') nor a calibration set folder")
+        return path, None
+    raise InputError(f"{option} {path} does not exist; pass a calibration set folder ('edge-se calibrate') or a "
+                     "TensorRT calibration cache file")
+
+
 def calibration_inputs(
     bundle: Bundle, plan: BuildPlan, cache: Path | None, calib_set: Path | None
 ) -> tuple[bytes | None, Iterator[np.ndarray] | None, str | None]:
@@ -144,7 +170,7 @@ def calibration_inputs(
     if data is None and batches is None:
         raise CalibrationError(
             f"INT8 calibrator path on TensorRT {plan.tensorrt_version} needs a calibration cache or set; the bundle "
-            "has neither: run the INT8 export stage, or pass --calibration-cache / --calibration-set"
+            "has neither: run 'edge-se quantize --precision int8', or pass --calib (a calibration set folder or cache file)"
         )
     return data, batches, identity
 

@@ -75,7 +75,7 @@ def make_calibrator(
             if self._it is None:
                 raise CalibrationError(
                     "TensorRT asked for calibration data but there is no calibration set (and no usable cache); "
-                    "pass --calibration-set or run the INT8 export stage"
+                    "pass --calib (a calibration set folder) or run 'edge-se quantize --precision int8'"
                 )
             batch = next(self._it, None)
             if batch is None:

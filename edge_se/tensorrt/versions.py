@@ -38,6 +38,30 @@ def format_version(v: Version) -> str:
     return ".".join(str(p) for p in v)
 
 
+def parse_version_option(text: str) -> Version:
+    """A TensorRT version as an option takes it: dotted (``10.3``, ``8.6.1``), or the legacy
+    ``NV_TENSORRT_VERSION`` number of a cache header (``8601`` -> 8.6.1, ``100300`` -> 10.3.0)."""
+    text = str(text).strip()
+    if re.fullmatch(r"\d{4,6}", text):
+        n = int(text)
+        if 1000 <= n < 10000:  # 8.x: major * 1000 + minor * 100 + patch
+            return (n // 1000, n // 100 % 10, n % 100)
+        if n >= 100000:  # 10.x and later: major * 10000 + minor * 100 + patch
+            return (n // 10000, n // 100 % 100, n % 100)
+        raise InputError(f"TensorRT version {text!r} is not a dotted version such as 10.3 or 8.6 "
+                         "(nor a 4- or 6-digit version number such as 8601 or 100300)")
+    return parse_version(text)
+
+
+def version_number(v: Version) -> str:
+    """``NV_TENSORRT_VERSION`` of ``v``, as a calibration cache header spells it: 8.6.1 -> ``8601``,
+    10.3 -> ``100300`` (TensorRT 10 widened the minor and patch fields)."""
+    major, minor, patch = (tuple(v) + (0, 0, 0))[:3]
+    if minor > 99 or patch > 99 or (major < 10 and minor > 9):
+        raise InputError(f"TensorRT version {format_version(v)} has no NV_TENSORRT_VERSION number")
+    return str(major * (10000 if major >= 10 else 1000) + minor * 100 + patch)
+
+
 def _cmp(a: Version, b: Version) -> int:
     """Compare versions on the length of ``b`` (so 10.3.0.26 == 10.3)."""
     a = tuple(a[: len(b)]) + (0,) * max(0, len(b) - len(a))
@@ -102,6 +126,16 @@ def era(version: Version, flavor: str = "tensorrt") -> str:
             "edge-se builds with; upgrade TensorRT (JetPack 5 ships 8.5)"
         )
     return STRONGLY_TYPED if _cmp(version, STRONGLY_TYPED_FROM) >= 0 else CLASSIC
+
+
+def calibration_cache_version(text: str, option: str = "--trt-cache-version") -> str:
+    """The cache header number for a TensorRT version (``8.6.1`` or ``8601`` -> ``8601``, ``10.3`` ->
+    ``100300``); refused for 11.x and later, which have no calibrators."""
+    version = parse_version_option(text)
+    if era(version) != CLASSIC:
+        raise InputError(f"{option} {text}: TensorRT 11 and later have no calibrators, so no calibration cache; "
+                         "give the 8.5-10.x version that builds with it (e.g. 10.3)")
+    return version_number(version)
 
 
 def has_dla_support(version: Version) -> bool:

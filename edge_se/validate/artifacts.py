@@ -9,21 +9,22 @@ from edge_se.bundle import Bundle
 from edge_se.manifest import AOTI_PACKAGE, EXECUTORCH, TORCH_EXPORT
 from edge_se.validate.check import (check_numerics, load_torchscript, ort_runner, reference_outputs, torch_format_runner,
                                     torch_runner, validation_inputs)
-from edge_se.validate.reference import ReferenceOptions, reference_module
+from edge_se.validate.reference import ReferenceOptions, reference_runner
 
 
 def validate_bundle(
     bundle: Bundle, images: str | Path | None = None, reference: ReferenceOptions | None = None
 ) -> list[dict[str, Any]]:
-    """sha256 of every artifact, then numerics of each ONNX / TorchScript / torch.export artifact vs PyTorch."""
+    """sha256 of every artifact, then numerics of each ONNX / TorchScript / torch.export artifact vs the reference
+    (PyTorch; ONNX Runtime FP32 on the imported file for a bundle made from ONNX)."""
 
     for name in bundle.artifacts:
         bundle.verify(name)
     model = bundle.section("model")
     spec = bundle.preprocessing()
-    module = reference_module(bundle, reference)
+    ref_fn, ref_desc = reference_runner(bundle, reference)
     inputs, desc = validation_inputs(spec, model["input_shape"], images=images, seed=model.get("seed", 0))
-    ref = reference_outputs(torch_runner(module), inputs)
+    ref = reference_outputs(ref_fn, inputs)
     checks: list[dict[str, Any]] = []
     for name, rec in bundle.artifacts.items():
         names = [o["name"] for o in rec.get("outputs", [])] or None
@@ -38,5 +39,6 @@ def validate_bundle(
         checks += check_numerics(name, fn, ref, inputs, desc, rec["precision"], model["dynamic_batch"], names, backend,
                                  static_batch=model["input_shape"][0])
     for c in checks:
+        c["reference"] = ref_desc
         bundle.record_check(c)
     return checks

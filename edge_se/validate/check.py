@@ -42,15 +42,16 @@ def validation_inputs(
     return sets, descs
 
 
-def ort_session(path: Path, threads: int | None = None):
-    """A CPU ONNX Runtime session (errors from ORT become ExportError-style messages upstream)."""
+def ort_session(path: Path | Any, threads: int | None = None):
+    """A CPU ONNX Runtime session on a file or an in-memory ``ModelProto``."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    src = path.SerializeToString() if hasattr(path, "SerializeToString") else str(path)
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
 
 
 def run_batched(fn, x: np.ndarray, batch: int, fixed: bool = False) -> list[np.ndarray]:
@@ -111,16 +112,22 @@ def torch_format_runner(path: Path, name: str, record: dict[str, Any]):
     return fn, backend
 
 
-def ort_runner(path: Path):
-    """``fn(x) -> list[np.ndarray]`` for an ONNX file on ORT CPU (casts to the input's dtype)."""
+def ort_runner(path: Path | Any):
+    """``fn(x) -> list[np.ndarray]`` for an ONNX file (or ``ModelProto``) on ORT CPU.
+
+    Casts to the input's dtype; a model with a fixed batch N runs any batch in chunks of N.
+    """
     sess = ort_session(path)
     inp = sess.get_inputs()[0]
     dtype = np.float16 if "float16" in inp.type else np.float32
+    fixed = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
 
-    def fn(x: np.ndarray) -> list[np.ndarray]:
+    def run(x: np.ndarray) -> list[np.ndarray]:
         return [np.asarray(o, dtype=np.float32) for o in sess.run(None, {inp.name: x.astype(dtype)})]
 
-    return fn
+    if fixed is None:
+        return run
+    return lambda x: run(x) if len(x) == fixed else run_batched(run, x, fixed, fixed=True)
 
 
 def reference_outputs(reference_fn, inputs: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:

@@ -372,6 +372,15 @@ def torch_reference_gates(module, model_path: str | Path, x: np.ndarray, batch: 
     return torch_gates(module, x, {b.name: b.scope for b in blocks}, batch)
 
 
+def onnx_reference_gates(model_path: str | Path, x: np.ndarray, workdir: str | Path, batch: int = 16) -> dict[str, np.ndarray]:
+    """Gates of the FP32 ONNX ``model_path`` by block name: the reference when no PyTorch model exists."""
+    dbg = make_debug_copy(model_path, Path(workdir) / (Path(model_path).stem + ".reference-debug.onnx"))
+    if not dbg.blocks:
+        return {}
+    outs = run_debug_model(dbg, check_inputs(x), batch)
+    return {b.name: outs[dbg.gate_outputs[b.name]] for b in dbg.blocks}
+
+
 def check_inputs(x: np.ndarray) -> np.ndarray:
     """Validate a fidelity input batch (N x ... float array with N >= 1)."""
     x = np.asarray(x)

@@ -14,7 +14,6 @@ and writes ``report.json``, ``report.md``, ``report.html`` and ``accuracy_vs_lat
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 
 from edge_se.errors import EdgeSEError, InputError, MissingDependencyError
 from edge_se.manifest import TENSORRT_ENGINE
-from edge_se.runtime.cli_args import check_choices, split_csv
+from edge_se.runtime.cli_args import check_choices
 from edge_se.runtime.source import BACKEND_PRECISIONS as RUNTIME_PRECISIONS, PRECISIONS
 
 POLICIES = ("all", "keep-gates", "auto")
@@ -181,7 +180,7 @@ def evaluation_data(bundle, spec, *, images=None, labels=None, digits=False, lim
                         f"{len(cx)} digits of the training split under the training augmentation",
                         sx[:n], sy[:n])
     if labels is not None and images is None:
-        raise InputError("--labels needs --images DIR (the images the labels describe)")
+        raise InputError("--labels and --ground-truth need --images DIR (the images they describe)")
     if images is not None:
         class_names = bundle.verify_file(bundle.manifest["labels"]) if labels is None and bundle.manifest.get("labels") else None
         x, y, desc = labeled_images(images, labels or class_names, spec, limit or DEFAULT_IMAGES_LIMIT)
@@ -426,8 +425,9 @@ def run_matrix(
     from edge_se.quantize.patterns import find_attention_gates
     from edge_se.report.machine import machine_info, tool_versions
     from edge_se.report.render import REPORT_FORMAT, render_report
-    from edge_se.validate.fidelity import torch_reference_gates
-    from edge_se.validate.reference import reference_module
+    from edge_se.validate.check import run_batched
+    from edge_se.validate.fidelity import onnx_reference_gates, torch_reference_gates
+    from edge_se.validate.reference import is_onnx_import, reference_module, reference_runner
 
     check_choices(precisions, PRECISIONS, "--precisions")
     check_choices(policies, POLICIES, "--policies")
@@ -444,15 +444,18 @@ def run_matrix(
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = bundle.preprocessing()
     t0 = time.perf_counter()
-    with progress.stage("Loading the PyTorch reference and the data"):
+    from_onnx = is_onnx_import(bundle)
+    with progress.stage(f"Loading the {'ONNX Runtime' if from_onnx else 'PyTorch'} reference and the data"):
         data = evaluation_data(bundle, spec, images=images, labels=labels, digits=digits, limit=limit, seed=seed)
-        module = reference_module(bundle, reference)
-        ref = _torch_outputs(module, data.x)
+        module = None if from_onnx else reference_module(bundle, reference)
+        run_ref, ref_desc = reference_runner(bundle, reference) if from_onnx else (None, f"PyTorch ({bundle.manifest['model'].get('spec')})")
+        ref = run_batched(run_ref, data.x, CHUNK) if from_onnx else _torch_outputs(module, data.x)
     ref_accuracy = _accuracy(ref[0], data.y)
     with progress.stage("Preparing the artifacts"):
         variants, notes = make_variants(bundle, precisions, policies, data, out_dir)
     fp32_path = bundle.verify("model.onnx") if "model.onnx" in bundle.artifacts else variants[0].path
-    torch_gates = torch_reference_gates(module, fp32_path, data.x[:FIDELITY_SAMPLES])
+    torch_gates = (onnx_reference_gates(fp32_path, data.x[:FIDELITY_SAMPLES], out_dir / "debug") if module is None
+                   else torch_reference_gates(module, fp32_path, data.x[:FIDELITY_SAMPLES]))
     gates = find_attention_gates(fp32_path)
     out_names = [o["name"] for o in bundle.artifacts.get("model.onnx", {}).get("outputs", [])] or None
     torch_paths = {b: bundle.verify(f) for b, f in TORCH_FILES.items() if f in bundle.artifacts}
@@ -499,7 +502,8 @@ def run_matrix(
                      "fidelity_samples": min(FIDELITY_SAMPLES, len(data.x))},
         "batch_sizes": [int(b) for b in batch_sizes],
         "data": {"description": data.description, "samples": int(len(data.x)), "labels": data.y is not None},
-        "reference": {"backend": "pytorch", "accuracy": ref_accuracy},
+        "reference": {"backend": "onnxruntime" if from_onnx else "pytorch", "description": ref_desc,
+                      "accuracy": ref_accuracy},
         "attention_blocks": [g.to_dict() | {"nodes": len(g.nodes)} for g in gates],
         "rows": rows,
         "passed": passed,
@@ -508,74 +512,3 @@ def run_matrix(
     }
     report["files"] = {k: str(p) for k, p in render_report(report, out_dir).items()}
     return report
-
-
-# -- command line (wired into ``edge-se validate`` by the lead) --------------------------
-
-MATRIX_FLAGS = ("out", "digits", "labels", "precisions", "policies", "backends", "batch_sizes", "limit",
-                "latency_seconds", "threads")
-DEFAULT_LATENCY_SECONDS = 2.0
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(t) for t in split_csv(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def matrix_requested(args: argparse.Namespace) -> bool:
-    """True when any matrix flag was given (plain ``edge-se validate BUNDLE`` re-runs the checks only)."""
-    return any(getattr(args, f, None) not in (None, False) for f in MATRIX_FLAGS)
-
-
-def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
-    """The matrix flags of ``edge-se validate`` (``--images`` is the command's own)."""
-    g = parser.add_argument_group("accuracy-vs-latency matrix (any of these runs it and writes the report)")
-    g.add_argument("--labels", metavar="FILE",
-                   help="labels for --images: class names (one per line, sub-folders named after them) or "
-                        "'relative/path,class_index' lines; without it, class sub-folders in sorted order")
-    g.add_argument("--digits", action="store_true", help="measure accuracy on digits-hard (the digits nets)")
-    g.add_argument("--precisions", type=split_csv, metavar="LIST", help=f"subset of {','.join(PRECISIONS)} (default: all)")
-    g.add_argument("--policies", type=split_csv, metavar="LIST",
-                   help=f"INT8 precision policies, subset of {','.join(POLICIES)} (default: all)")
-    g.add_argument("--backends", type=split_csv, metavar="LIST",
-                   help=f"subset of {','.join(BACKENDS)} (default: ort; ov is OpenVINO, which adds bf16 rows)")
-    g.add_argument("--out", metavar="DIR", help="report folder (default: BUNDLE/report)")
-    g.add_argument("--batch-sizes", type=_ints, metavar="LIST", help="latency batch sizes (default: 1,8)")
-    g.add_argument("--limit", type=int, metavar="N", help="measure on the first N images (digits default 2000)")
-    g.add_argument("--latency-seconds", type=float, metavar="S",
-                   help=f"seconds of timing per artifact and batch size (default {DEFAULT_LATENCY_SECONDS:g})")
-    g.add_argument("--threads", type=int, metavar="N", help="runtime intra-op threads (default: the runtime's)")
-    parser.set_defaults(_matrix_requested=matrix_requested)
-
-
-def run_matrix_from_args(args: argparse.Namespace) -> bool:
-    """Run the matrix from parsed flags, print the table and the report's paths; True if all passed."""
-    from edge_se.commands._reference_args import reference_options
-    from edge_se.report.markdown import md_table
-    from edge_se.report.tables import summary_table
-
-    report = run_matrix(
-        args.bundle,
-        images=getattr(args, "images", None),
-        labels=args.labels,
-        digits=args.digits,
-        precisions=args.precisions or PRECISIONS,
-        policies=args.policies or POLICIES,
-        backends=args.backends or ("ort",),
-        out=args.out,
-        batch_sizes=args.batch_sizes or (1, 8),
-        limit=args.limit,
-        latency_seconds=args.latency_seconds if args.latency_seconds is not None else DEFAULT_LATENCY_SECONDS,
-        threads=args.threads,
-        reference=reference_options(args),
-    )
-    print(md_table(summary_table(report)))
-    print(f"report: {report['files'].get('html')} (also report.md, report.json"
-          f"{', accuracy_vs_latency.png' if 'plot' in report['files'] else ''})")
-    failed = [f"{r['precision']}/{r['policy']}/{r['backend']}" for r in report["rows"]
-              if not r.get("skipped") and not (r.get("numerics") or {}).get("passed")]
-    if failed:
-        print(f"FAILED numerics: {', '.join(failed)}")
-    return report["passed"]

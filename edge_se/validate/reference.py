@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from edge_se import progress
 from edge_se.bundle import Bundle, sha256_file
 from edge_se.errors import BundleError, UntrustedCodeError
+from edge_se.manifest import ONNX_REFERENCE_FILE, ONNX_SOURCE
 
 TRUST_FLAG = "--trust-bundle-code"
 MODEL_FLAG = "--model"
@@ -27,6 +29,7 @@ class ReferenceOptions:
     model: str | None = None  # path/to/file.py:factory, given again by the user
     checkpoint: str | Path | None = None  # overrides the path the manifest recorded
     trust_bundle_code: bool = False  # import the user file the manifest names
+    module: Any = None  # the nn.Module itself (Python API), checked against the recorded weights
 
 
 def _user_file_spec(bundle: Bundle, spec: str, factory: str | None, options: ReferenceOptions) -> str:
@@ -63,18 +66,54 @@ def _user_file_spec(bundle: Bundle, spec: str, factory: str | None, options: Ref
     )
 
 
+def is_onnx_import(bundle: Bundle) -> bool:
+    """True for a bundle made from an ONNX file: it has no PyTorch model to rebuild."""
+    return (bundle.manifest.get("model") or {}).get("source") == ONNX_SOURCE
+
+
+def onnx_reference_file(bundle: Bundle) -> Path:
+    """The imported ONNX file kept in an ONNX-import bundle, sha256-checked."""
+    ref = (bundle.manifest.get("model") or {}).get("reference")
+    entry = ref.get("entry") if isinstance(ref, dict) else None
+    if not isinstance(entry, dict):
+        raise BundleError(f"{bundle.root}/manifest.json: model.reference.entry must record the imported ONNX file "
+                          f"({ONNX_REFERENCE_FILE}) with its sha256; re-import the ONNX file")
+    return bundle.verify_file(entry)
+
+
+def reference_runner(bundle: Bundle, options: ReferenceOptions | None = None) -> tuple[Callable[[Any], list], str]:
+    """``(fn(x) -> list of outputs, description)``: the bundle's FP32 reference.
+
+    PyTorch rebuilt from the manifest; for a bundle imported from ONNX, ONNX Runtime FP32 on the
+    file as imported (a fixed-batch file runs in chunks of its batch).
+    """
+    from edge_se.validate.check import ort_runner, torch_runner
+
+    if is_onnx_import(bundle):
+        return ort_runner(onnx_reference_file(bundle)), f"ONNX Runtime FP32 ({ONNX_REFERENCE_FILE}, the imported file)"
+    return torch_runner(reference_module(bundle, options)), f"PyTorch ({(bundle.manifest.get('model') or {}).get('spec')})"
+
+
 def reference_module(bundle: Bundle, options: ReferenceOptions | None = None):
     """The eval-mode ``nn.Module`` the bundle was exported from, checked against the manifest.
 
     The checkpoint (and a user model file) must still exist and hash as recorded; otherwise the
     reference would silently differ from what was exported.
     """
-    from edge_se.models.loading import parse_spec, resolve_model
+    from edge_se.models.loading import MODULE_SOURCE, check_model_options, parse_spec, resolve_model
 
     options = options or ReferenceOptions()
+    if is_onnx_import(bundle):
+        raise BundleError(f"{bundle.root} was made from an ONNX file: it has no PyTorch model (its reference is "
+                          f"ONNX Runtime FP32 on {ONNX_REFERENCE_FILE})")
     model = bundle.manifest.get("model") or {}
     if not isinstance(model, dict):
         raise BundleError(f"{bundle.root}/manifest.json: 'model' must be a table; re-export the bundle")
+    if options.module is not None:
+        return _given_module(bundle, options.module, model.get("state_sha256"))
+    if model.get("source") == MODULE_SOURCE:
+        raise BundleError(f"{bundle.root} was exported from an nn.Module passed from Python; pass that module again "
+                          "(model=... in the Python API) to validate against PyTorch")
     spec = model.get("spec")
     if not spec or not isinstance(spec, str):
         raise BundleError(f"{bundle.root}/manifest.json has no model.spec; re-export the bundle")
@@ -83,7 +122,8 @@ def reference_module(bundle: Bundle, options: ReferenceOptions | None = None):
         spec = _user_file_spec(bundle, spec, parsed.factory, options)
     ckpt_path = _checkpoint(bundle, model.get("checkpoint"), options)
     seed = model.get("seed", 0)
-    loaded = resolve_model(spec, checkpoint=ckpt_path, seed=seed if isinstance(seed, int) else 0)
+    options_ = check_model_options(model.get("options"), f"{bundle.root}/manifest.json: model.options")
+    loaded = resolve_model(spec, checkpoint=ckpt_path, seed=seed if isinstance(seed, int) else 0, **options_)
     module = loaded.module.eval()
     want = model.get("state_sha256")
     if want and state_fingerprint(module) != want:
@@ -94,6 +134,14 @@ def reference_module(bundle: Bundle, options: ReferenceOptions | None = None):
             "so the reference can be rebuilt exactly"
         )
     return module
+
+
+def _given_module(bundle: Bundle, module: Any, want: object):
+    """The module the caller passed, refused when its weights are not the exported ones."""
+    if isinstance(want, str) and state_fingerprint(module) != want:
+        raise BundleError(f"the nn.Module passed has different weights than the one exported into {bundle.root} "
+                          "(model.state_sha256 differs); pass the exported module, or re-export")
+    return module.eval()
 
 
 def _checkpoint(bundle: Bundle, ckpt: object, options: ReferenceOptions) -> Path | None:

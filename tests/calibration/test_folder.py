@@ -60,7 +60,13 @@ def test_random_selection_depends_on_the_seed_only(tmp_path, image_folder):
     assert first != files(1, "c")
 
 
-def test_grayscale_rgba_cmyk_and_palette_images_are_converted_and_counted(tmp_path, capsys):
+def test_grayscale_rgba_cmyk_and_palette_images_are_converted_and_counted(tmp_path, caplog, monkeypatch):
+    import logging
+
+    from edge_se import progress
+
+    monkeypatch.setattr(progress, "_silenced", False)  # the suite's fixtures silence notes
+    caplog.set_level(logging.INFO, logger="edge_se")
     root = tmp_path / "images"
     write_image(root / "rgb.png", "RGB")
     write_image(root / "gray.png", "L")
@@ -70,7 +76,7 @@ def test_grayscale_rgba_cmyk_and_palette_images_are_converted_and_counted(tmp_pa
     calib = load_calibration_set(build(tmp_path, 5))
     conv = calib.manifest["converted"]
     assert conv == {"to": "RGB", "count": 4, "by_mode": {"CMYK": 1, "L": 1, "P": 1, "RGBA": 1}}
-    assert "converted 4 images to RGB: 1 CMYK, 1 L, 1 P, 1 RGBA" in capsys.readouterr().err
+    assert "converted 4 images to RGB: 1 CMYK, 1 L, 1 P, 1 RGBA" in caplog.text  # a note of the edge_se logger
     modes = {r["path"]: r["mode"] for r in calib.manifest["samples"]}
     assert modes["cmyk.jpg"] == "CMYK" and modes["gray.png"] == "L"
     assert calib.shape == (5, 3, 16, 16)

@@ -91,14 +91,15 @@ def test_auto_says_what_it_chose_and_when_the_set_cannot_resolve_the_budget(expo
     from edge_se import progress
     from edge_se.quantize import stage
 
-    monkeypatch.setattr(progress, "_quiet", False)
-    bundle = stage.quantize_int8(copy_bundle(export_cached("bam_digits", (1, 1, 32, 32))), small_calib,
-                                 policy="auto", min_agreement=0.0, max_drop=100.0, weight_rounding="nearest")
-    err = " ".join(capsys.readouterr().err.split())
-    assert "cannot resolve this budget" not in err  # a budget of 0 % agreement needs no samples
-    assert "policy auto for model.int8.cpu.onnx: 0 block(s) in float, 100.0 % of the multiply-accumulates in INT8" in err
-    stage.quantize_int8(bundle, small_calib, policy="auto", weight_rounding="nearest")
-    err = " ".join(capsys.readouterr().err.split())
+    monkeypatch.setattr(progress, "_silenced", False)
+    with progress.cli_output():  # the command line's stderr handler on the edge_se logger
+        bundle = stage.quantize_int8(copy_bundle(export_cached("bam_digits", (1, 1, 32, 32))), small_calib,
+                                     policy="auto", min_agreement=0.0, max_drop=100.0, weight_rounding="nearest")
+        err = " ".join(capsys.readouterr().err.split())
+        assert "cannot resolve this budget" not in err  # a budget of 0 % agreement needs no samples
+        assert "policy auto for model.int8.cpu.onnx: 0 block(s) in float, 100.0 % of the multiply-accumulates in INT8" in err
+        stage.quantize_int8(bundle, small_calib, policy="auto", weight_rounding="nearest")
+        err = " ".join(capsys.readouterr().err.split())
     needed = math.ceil(-math.log(0.05) / 0.001)  # max-drop 0.1 points is the tightest allowance
     assert f"32 samples cannot resolve this budget (it takes {needed} " in err
     assert f"pass --eval with at least {needed} samples" in err

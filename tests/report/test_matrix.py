@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from edge_se.errors import InputError
-from edge_se.validate.matrix import add_matrix_arguments, labeled_images, matrix_requested, run_matrix
+from edge_se.commands._matrix_args import add_matrix_arguments, matrix_requested
+from edge_se.validate.matrix import labeled_images, run_matrix
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -41,7 +42,7 @@ def test_labels_without_images_is_refused(matrix_report, tmp_path):
     report, _ = matrix_report
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\n")
-    with pytest.raises(InputError, match="--labels needs --images"):
+    with pytest.raises(InputError, match="--labels and --ground-truth need --images"):
         run_matrix(report["bundle"], labels=labels, out=tmp_path / "r")
 
 

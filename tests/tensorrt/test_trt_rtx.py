@@ -166,3 +166,43 @@ def test_export_deepstream_names_the_built_engine_and_its_onnx(rtx, tmp_path, sm
                      "desktop-fp32.engine", *args]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "d2").exists()
+
+
+E2E_BUNDLE = MODELS_DIR / "e2e-bundle"
+
+
+@pytest.mark.parametrize("shipped,mode", [("desktop-int8-trt11", None), ("desktop-int8-trt11", "fp16")])
+def test_the_stages_own_bundle_builds_with_a_shipped_recipe_and_the_matrix_finds_the_engine(rtx, tmp_path, shipped, mode):
+    """The end-to-end chain's TensorRT step: export + quantize wrote the bundle (scripts/make_trt_test_models.py),
+    the shipped recipe (its model swapped for the bundle's) builds it, and the validation matrix finds the
+    engine under the format the build stage recorded."""
+    import tomllib
+
+    from edge_se.bundle import Bundle
+    from edge_se.cli import main
+    from edge_se.manifest import TENSORRT_ENGINE, TRT_QDQ_ARTIFACT
+    from edge_se.validate.matrix import _engine_for
+
+    if not (E2E_BUNDLE / "manifest.json").is_file():
+        pytest.skip("set EDGE_SE_TRT_MODELS to the output of scripts/make_trt_test_models.py (it writes e2e-bundle)")
+    bundle = tmp_path / "b"
+    shutil.copytree(E2E_BUNDLE, bundle)
+    data = tomllib.loads((Path(__file__).resolve().parents[2] / "export" / f"{shipped}.toml").read_text())
+    batch = data["model"]["batch"]
+    name = f"{shipped}-{mode or 'int8'}"
+    precision = f'mode = "{mode}"\npolicy = "all"' if mode else (
+        f'mode = "int8"\nint8 = "{data["precision"]["int8"]}"\npolicy = "{data["precision"]["policy"]}"')
+    recipe = tmp_path / f"{name}.toml"
+    recipe.write_text(f'name = "{name}"\n[model]\nspec = "se_digits"\ninput_shape = [{batch[1]}, 1, 32, 32]\n'
+                      f'batch = {batch}\n[target]\nname = "{data["target"]["name"]}"\n'
+                      f'tensorrt = "{data["target"]["tensorrt"]}"\n[precision]\n{precision}\n')
+    assert main(["-q", "build", str(bundle), "--recipe", str(recipe), "--tensorrt", "tensorrt_rtx", "--no-validate"]) == 0
+    b = Bundle.open(bundle)
+    engine = f"{name}.engine"
+    rec = b.artifact(engine)
+    assert rec["format"] == TENSORRT_ENGINE and rec["precision"] == (mode or "int8")
+    side = json.loads((bundle / f"{engine}.json").read_text())
+    source = TRT_QDQ_ARTIFACT if mode is None else "model.fp16.onnx"
+    assert side["onnx_artifact"] == source
+    assert side["onnx_sha256"] == b.artifact(source)["files"][0]["sha256"]
+    assert _engine_for(b, mode or "int8") == bundle / engine
