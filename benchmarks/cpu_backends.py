@@ -71,8 +71,8 @@ def reference(bundle: Path) -> tuple[np.ndarray, np.ndarray]:
 
     from edge_se.bundle import Bundle
     from edge_se.preprocess import PreprocessSpec
-    from edge_se.validate.inputs import sample_images
-    from edge_se.validate.reference import reference_module
+    from edge_se.reference.inputs import sample_images
+    from edge_se.reference.rebuild import reference_module
 
     b = Bundle.open(bundle)
     x = sample_images(16, PreprocessSpec.from_dict(b.section("preprocessing")), seed=11)
@@ -82,15 +82,15 @@ def reference(bundle: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def judged(bundle: Path, n: int = JUDGE_CROPS) -> list[dict]:
     """Each row's tolerance check against PyTorch FP32 on ``n`` real crops (the precision's
-    tolerance from edge_se/validate/tolerances.py; bf16 is held to FP16's)."""
+    tolerance from edge_se/reference/tolerances.py; bf16 is held to FP16's)."""
     import torch
 
     from edge_se.bundle import Bundle
     from edge_se.preprocess import PreprocessSpec
     from edge_se.runtime import Runtime
-    from edge_se.validate.inputs import sample_images
-    from edge_se.validate.numerics import compare_outputs
-    from edge_se.validate.reference import reference_module
+    from edge_se.reference.inputs import sample_images
+    from edge_se.reference.numerics import compare_outputs
+    from edge_se.reference.rebuild import reference_module
 
     b = Bundle.open(bundle)
     x = sample_images(n, PreprocessSpec.from_dict(b.section("preprocessing")), seed=11)

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from edge_se.quantize import flavours, policies
     from edge_se.quantize.fp16 import convert_fp16
-    from edge_se.quantize.metrics import logit_metrics, run_onnx
+    from edge_se.quantize.metrics import run_onnx
+    from edge_se.reference.metrics import logit_metrics
     from edge_se.quantize.ranges import METHODS, collect_statistics
     from edge_se.quantize.stage import DEFAULT_METHOD, named_copy
 

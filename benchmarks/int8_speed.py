@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from edge_se.quantize.qdq_trt import quantize_trt
     from edge_se.quantize.ranges import collect_statistics
     from edge_se.quantize.stage import named_copy
-    from edge_se.validate.inputs import sample_images
+    from edge_se.reference.inputs import sample_images
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))

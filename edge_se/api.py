@@ -192,7 +192,7 @@ def export(
 
 
 def _reference(model: Any):
-    from edge_se.validate.reference import ReferenceOptions
+    from edge_se.reference.rebuild import ReferenceOptions
 
     if model is None:
         return None

@@ -19,6 +19,8 @@ AOTI_PACKAGE = "aoti-package"
 EXECUTORCH = "executorch"
 TENSORRT_ENGINE = "tensorrt-engine"
 TENSORRT_CALIBRATION_CACHE = "tensorrt-calibration-cache"
+#: every artifact ``format`` a manifest may hold (stages spell none of them themselves: a test checks)
+ARTIFACT_FORMATS = (ONNX, TORCHSCRIPT, TORCH_EXPORT, AOTI_PACKAGE, EXECUTORCH, TENSORRT_ENGINE, TENSORRT_CALIBRATION_CACHE)
 #: the TensorRT-ready Q/DQ file whose precision decision TensorRT builds honour
 TRT_QDQ_ARTIFACT = "model.int8.trt.onnx"
 #: ``model.source`` of a bundle made from an ONNX file (no PyTorch model: ONNX Runtime FP32 is the reference)

@@ -19,8 +19,8 @@ def add_reference_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def reference_options(args: argparse.Namespace):
-    """The :class:`~edge_se.validate.reference.ReferenceOptions` the parsed flags ask for."""
-    from edge_se.validate.reference import ReferenceOptions
+    """The :class:`~edge_se.reference.rebuild.ReferenceOptions` the parsed flags ask for."""
+    from edge_se.reference.rebuild import ReferenceOptions
 
     return ReferenceOptions(model=getattr(args, "reference_model", None),
                             checkpoint=getattr(args, "reference_checkpoint", None),

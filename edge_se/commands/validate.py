@@ -12,7 +12,7 @@ DESCRIPTION = (
     "Verify every artifact's sha256, rebuild the PyTorch reference from the manifest (model spec,\n"
     "checkpoint, seed), and re-run the numerical checks of each ONNX, TorchScript, torch.export,\n"
     "AOTInductor and ExecuTorch artifact (each on the backend that runs it) with its\n"
-    "precision's tolerances (edge_se/validate/tolerances.py). Results are written back to the\n"
+    "precision's tolerances (edge_se/reference/tolerances.py). Results are written back to the\n"
     "manifest. Exit 1 when any check fails, naming the output, the error and the tolerance.\n"
     "With --json: a summary of the checks (and of the matrix report, when one is asked for)."
 )
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from edge_se.bundle import Bundle
     from edge_se.commands._reference_args import reference_options
     from edge_se.validate.artifacts import validate_bundle
-    from edge_se.validate.check import failed_summary
+    from edge_se.reference.check import failed_summary
 
     _ground_truth(args)
     bundle = Bundle.open(args.bundle)

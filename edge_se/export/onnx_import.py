@@ -128,8 +128,8 @@ def make_batch_dynamic(model, shape: Sequence[int]) -> tuple[Any, str | None]:
     Returns ``(model, None)`` on success, else ``(original model, reason)``: a graph that hard-codes
     its batch (a Reshape to ``[1, -1]``, a constant-shaped Expand) keeps its fixed batch.
     """
-    from edge_se.validate.check import ort_runner
-    from edge_se.validate.numerics import compare_outputs
+    from edge_se.reference.check import ort_runner
+    from edge_se.reference.numerics import compare_outputs
 
     x = np.random.default_rng(0).standard_normal((2, *shape[1:])).astype(np.float32)
     try:
@@ -174,7 +174,7 @@ def import_onnx_bundle(
     from edge_se.export.pipeline import tool_versions
     from edge_se.export.simplify import simplify_model
     from edge_se.export.trt_ops import DEFAULT_TRT_VERSION, count_ops, op_support
-    from edge_se.validate.check import ort_runner
+    from edge_se.reference.check import ort_runner
 
     check_out_path(out)
     path = Path(onnx_path).expanduser()
@@ -264,7 +264,7 @@ def import_onnx_bundle(
         bundle.save()
         failed = [c for c in bundle.manifest["checks"] if not c["passed"]]
         if failed:
-            from edge_se.validate.check import failed_summary
+            from edge_se.reference.check import failed_summary
 
             raise CheckFailed(f"validation failed, nothing was published: {failed_summary(failed)}")
     return Bundle.open(out)
@@ -272,7 +272,7 @@ def import_onnx_bundle(
 
 def validate_against_source(bundle: Bundle, ref_fn, images: str | Path | None = None) -> list[dict[str, Any]]:
     """Numerics of ``model.onnx`` against the imported file on real images, noise and scaled noise."""
-    from edge_se.validate.check import check_numerics, ort_runner, reference_outputs, validation_inputs
+    from edge_se.reference.check import check_numerics, ort_runner, reference_outputs, validation_inputs
 
     model = bundle.section("model")
     shape = model["input_shape"]

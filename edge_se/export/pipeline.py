@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from edge_se import progress
 from edge_se.bundle import Bundle, atomic_path, atomic_write_text, staged_bundle_dir
-from edge_se.manifest import TORCHSCRIPT
+from edge_se.manifest import ONNX, TORCHSCRIPT
 from edge_se.errors import CheckFailed, ExportError, ImagesError, InputError
 from edge_se.export.checks import check_onnx_file, check_shape_size, io_specs, probe_model
 from edge_se.export.formats import DEFAULT_MAX_BATCH, plan_formats
@@ -27,8 +27,8 @@ from edge_se.export.torchscript import export_torchscript
 from edge_se.export.tracer import describe, tracer_warning_error
 from edge_se.export.trt_ops import DEFAULT_TRT_VERSION, count_ops, op_support
 from edge_se.preprocess import PreprocessSpec, list_images
-from edge_se.validate.reference import state_fingerprint
-from edge_se.validate.check import SECOND_BATCH, check_numerics, reference_outputs, load_torchscript, failed_summary, ort_runner, torch_runner, validation_inputs
+from edge_se.reference.rebuild import state_fingerprint
+from edge_se.reference.check import SECOND_BATCH, check_numerics, reference_outputs, load_torchscript, failed_summary, ort_runner, torch_runner, validation_inputs
 from edge_se.export.torch_formats import LOGS, failure_log_path, torch_export_artifacts, validate_torch_formats
 
 #: what the ONNX exporter printed (graph dumps, warnings), kept in the bundle instead of the terminal
@@ -219,7 +219,7 @@ def export_bundle(
         if ts_check is not None:
             bundle.add_artifact("model.ts", stage="export", format=TORCHSCRIPT, precision="fp32", backend="torchscript",
                                 policy=None, exporter="torch.jit.trace+freeze", **io)
-        bundle.add_artifact("model.onnx", stage="export", format="onnx", precision="fp32", backend="onnxruntime",
+        bundle.add_artifact("model.onnx", stage="export", format=ONNX, precision="fp32", backend="onnxruntime",
                             extra_files=extra_files, policy=None, opset=opset_used, exporter=info["exporter"],
                             exporter_fallback=info.get("fallback"), opset_conversion=converted,
                             exporter_log=bundle.file_entry(EXPORT_LOG) if info.get("log") else None,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edge_se.errors import InputError, missing_extra
-from edge_se.validate.numerics import compare_outputs
+from edge_se.reference.numerics import compare_outputs
 
 SIMPLIFIERS = ("onnxslim", "onnxsim", "none")
 

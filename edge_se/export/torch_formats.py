@@ -16,7 +16,7 @@ from edge_se.bundle import Bundle, atomic_write_text
 from edge_se.errors import ExportError
 from edge_se.export.formats import FILES, FormatPlan
 from edge_se.manifest import AOTI_PACKAGE, EXECUTORCH, TORCH_EXPORT
-from edge_se.validate.check import check_numerics, torch_format_runner
+from edge_se.reference.check import check_numerics, torch_format_runner
 
 TORCH_FORMATS = (TORCH_EXPORT, AOTI_PACKAGE, EXECUTORCH)
 LOGS = "logs"

@@ -14,7 +14,8 @@ import numpy as np
 from edge_se.bundle import atomic_path
 from edge_se.errors import ExportError, first_line
 from edge_se.export.tracer import collect_tracer_warnings
-from edge_se.validate.numerics import compare_outputs
+from edge_se.reference.numerics import compare_outputs
+from edge_se.reference.check import as_numpy
 
 
 def export_torchscript(module, example, out: Path, check_inputs: list | None = None,
@@ -38,8 +39,8 @@ def export_torchscript(module, example, out: Path, check_inputs: list | None = N
         gots: list[list[np.ndarray]] = []
         with torch.no_grad():
             for x in [example, *(check_inputs or [])]:
-                refs.append(_as_numpy(module(x)))
-                gots.append(_as_numpy(frozen(x)))
+                refs.append(as_numpy(module(x)))
+                gots.append(as_numpy(frozen(x)))
         with atomic_path(out) as tmp:
             torch.jit.save(frozen, str(tmp))
     # freezing folds BN and may reorder float ops: equal within the FP32 tolerance, not bit-exact
@@ -47,16 +48,6 @@ def export_torchscript(module, example, out: Path, check_inputs: list | None = N
     failed = [r["reason"] for r in results if not r["passed"]]
     max_abs = max((o.get("max_abs", 0.0) for r in results for o in r["outputs"]), default=0.0)
     return {"name": "torchscript-vs-eager", "passed": not failed, "max_abs": max_abs,
-            "reason": "; ".join(failed), "rule": "FP32 tolerance (edge_se/validate/tolerances.py)"}
+            "reason": "; ".join(failed), "rule": "FP32 tolerance (edge_se/reference/tolerances.py)"}
 
 
-def _as_numpy(out) -> list[np.ndarray]:
-    import torch
-
-    if isinstance(out, torch.Tensor):
-        return [out.detach().cpu().numpy()]
-    if isinstance(out, (list, tuple)):
-        return [t for o in out for t in _as_numpy(o)]
-    if isinstance(out, dict):
-        return [t for k in sorted(out) for t in _as_numpy(out[k])]
-    raise ExportError(f"model output of type {type(out).__name__} is not a tensor, tuple or dict of tensors")

@@ -62,7 +62,8 @@ def choose_ranges(flavour: str, stats, weights: dict[str, np.ndarray] | None, sr
     returns ``(ranges, report)``. Label-free: it measures the file
     that will be deployed, not a proxy, because no one method wins everywhere (on the digits nets:
     MSE on SE's TensorRT file, +3.6 dB over MinMax; MinMax on CBAM's CPU file, +4.1 dB over MSE)."""
-    from edge_se.quantize.metrics import run_onnx, sqnr_db
+    from edge_se.quantize.metrics import run_onnx
+    from edge_se.reference.metrics import sqnr_db
 
     x = x[:AUTO_SAMPLES]
     ref = run_onnx(src, x) if ref is None else ref[:AUTO_SAMPLES]

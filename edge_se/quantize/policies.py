@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from edge_se.errors import InputError
-from edge_se.quantize.metrics import logit_metrics, run_onnx
+from edge_se.quantize.metrics import run_onnx
+from edge_se.reference.metrics import logit_metrics
 
 if TYPE_CHECKING:
     import onnx
@@ -266,7 +267,7 @@ def judge(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None, budget: B
     """Metrics of ``got`` against ``ref`` and the budget verdict (``met``: no significant miss)."""
     from statistics import NormalDist
 
-    from edge_se.quantize.metrics import binomial_upper
+    from edge_se.reference.metrics import binomial_upper
 
     m = logit_metrics(ref, got, labels)
     n = len(ref)
@@ -380,7 +381,7 @@ def _at_risk(ref: np.ndarray, got: np.ndarray, limit: int = AT_RISK_SAMPLES) -> 
     of the margin noise that model showed. Samples far outside every decision boundary cannot
     flip when a block goes back to float, so the probes skip them (their loss is counted as the
     fully quantized model's)."""
-    from edge_se.quantize.metrics import margin_noise
+    from edge_se.reference.metrics import margin_noise
 
     if len(ref) <= limit:
         return np.arange(len(ref))

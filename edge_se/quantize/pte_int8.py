@@ -76,7 +76,7 @@ def write_int8_pte(bundle: Bundle, calibration: Any, out: Path) -> dict[str, Any
 
 def runner(path: Path, record: dict[str, Any]):
     """``fn(x) -> list[np.ndarray]`` running ``path`` on the executorch backend, as the runtime would."""
-    from edge_se.validate.check import torch_format_runner
+    from edge_se.reference.check import torch_format_runner
 
     return torch_format_runner(path, PTE_INT8_ARTIFACT, record)[0]
 

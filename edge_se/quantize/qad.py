@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from edge_se import progress
-from edge_se.quantize.metrics import run_onnx, sqnr_db
+from edge_se.quantize.metrics import run_onnx
+from edge_se.reference.metrics import sqnr_db
 
 DEFAULT_EPOCHS = 8
 DEFAULT_LR = 0.1  # in quantization steps (grid units) per Adam step

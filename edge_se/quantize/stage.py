@@ -25,7 +25,7 @@ import numpy as np
 from edge_se import progress
 from edge_se.bundle import Bundle, owned_mkdtemp, sweep_temp
 from edge_se.errors import BundleError, CalibrationError, CheckFailed, InputError, UntrustedCodeError
-from edge_se.manifest import TENSORRT_CALIBRATION_CACHE, TRT_QDQ_ARTIFACT
+from edge_se.manifest import ONNX, TENSORRT_CALIBRATION_CACHE, TRT_QDQ_ARTIFACT
 from edge_se.quantize.flavours import DEFAULT_WEIGHT_ROUNDING
 from edge_se.quantize.ranges import DEFAULT_PERCENTILE, METHODS
 
@@ -71,8 +71,8 @@ def _reference(bundle: Bundle, fp32: Path, options: Any = None) -> tuple[Callabl
     from edge_se.quantize.metrics import run_onnx
 
     try:
-        from edge_se.validate.check import run_batched
-        from edge_se.validate.reference import reference_runner
+        from edge_se.reference.check import run_batched
+        from edge_se.reference.rebuild import reference_runner
 
         run, desc = reference_runner(bundle, options)
 
@@ -102,7 +102,7 @@ def _numerics_checks(
     inputs: dict[str, tuple[np.ndarray, str]], precision: str, backend: str = "onnxruntime-cpu",
 ) -> list[dict[str, Any]]:
     """Numerics of ``run(x, batch)`` against ``ref_fn`` on each input set, at batch 1 and 4."""
-    from edge_se.validate.numerics import compare_outputs
+    from edge_se.reference.numerics import compare_outputs
 
     checks = []
     for set_name, (x, desc) in inputs.items():
@@ -119,7 +119,7 @@ def _numerics_checks(
 
 def _accuracy_check(artifact: str, got: np.ndarray, ref: np.ndarray, labels: np.ndarray | None, desc: str) -> dict:
     """Task metrics of the outputs ``got`` against the FP32 ONNX outputs ``ref`` (recorded; not enforced)."""
-    from edge_se.quantize.metrics import logit_metrics
+    from edge_se.reference.metrics import logit_metrics
 
     m = logit_metrics(ref, got, labels)
     return {"name": "accuracy", "artifact": artifact, "inputs": desc, "enforced": False, "passed": True,
@@ -155,7 +155,7 @@ def quantize_fp16(
 
 def _quantize_fp16(bundle: Bundle, *, keep_io_types: bool, images: str | Path | None, reference: Any) -> Bundle:
     from edge_se.quantize.fp16 import convert_fp16
-    from edge_se.validate.check import validation_inputs
+    from edge_se.reference.check import validation_inputs
 
     fp32 = _fp32_onnx(bundle)
     staging = owned_mkdtemp(".quantize-", bundle.root)
@@ -176,7 +176,7 @@ def _quantize_fp16(bundle: Bundle, *, keep_io_types: bool, images: str | Path | 
                 for t in spec_list or []:
                     t["dtype"] = "float16"
         with bundle.publishing(staging, [FP16_ARTIFACT]):
-            bundle.add_artifact(FP16_ARTIFACT, stage="quantize", format="onnx", precision="fp16", backend="onnxruntime",
+            bundle.add_artifact(FP16_ARTIFACT, stage="quantize", format=ONNX, precision="fp16", backend="onnxruntime",
                                 policy="fp32-ops-by-rule", source="model.onnx", fp16=info, **io)
             for c in checks:
                 bundle.record_check(c)
@@ -382,7 +382,7 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
         runs: list[tuple[str, Callable[[np.ndarray, int], np.ndarray], str]] = [
             (name, _onnx_run(staging / name), "onnxruntime-cpu") for name in (CPU_ARTIFACT, TRT_ARTIFACT)]
         if pte_record is not None:
-            from edge_se.validate.check import run_batched
+            from edge_se.reference.check import run_batched
 
             fn = pte_int8.runner(staging / pte_int8.PTE_INT8_ARTIFACT, pte_record)
             top = pte_record["batch_range"][1]  # the .pte's static batch: larger batches are split
@@ -409,7 +409,7 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
         return {**calib_record, "method": label, "params": r.params, "tensors": len(r.ranges),
                 **({"method_choice": report} if report else {})}
 
-    common = dict(stage="quantize", format="onnx", precision="int8", policy=policy,
+    common = dict(stage="quantize", format=ONNX, precision="int8", policy=policy,
                   weights={"rounding": weight_rounding, "layers_rounded": len(weights or {}),
                            "grid": "int8 symmetric per output channel, scale = max|w| / 127"},
                   source="model.onnx", **_io(bundle))

@@ -29,7 +29,7 @@ def render_markdown(report: dict[str, Any], plot_name: str | None = "accuracy_vs
         parts.append(f"{reference_name(report)} FP32 reference accuracy: {100 * ref['accuracy']:.2f}%.")
     parts += ["", "## Accuracy, numerics and latency", "", md_table(summary_table(report)), ""]
     parts.append(f"Numerics compare each artifact's outputs with {reference_name(report)} FP32 under the precision's tolerance "
-                 "(edge_se/validate/tolerances.py); latency is measured through the embedded runtime on this machine.")
+                 "(edge_se/reference/tolerances.py); latency is measured through the embedded runtime on this machine.")
     failures = failure_lines(report)
     if failures:
         parts += ["", "Failed or not measured:", ""] + [f"- {line}" for line in failures]

@@ -361,7 +361,7 @@ def normalized_name(onnx_name: str) -> str:
 def check_normalized(original: Path, normalized: Path, spec: PreprocessSpec, input_spec: dict[str, Any],
                      batch: int) -> float:
     """Max |normalized(pixels) - original(preprocess(pixels))| / output range, on ONNX Runtime."""
-    from edge_se.validate.check import ort_session
+    from edge_se.reference.check import ort_session
 
     rng = np.random.default_rng(0)
     ch, cw = spec.crop

@@ -2,7 +2,7 @@
 
 The reference is the bundle's TorchScript model (PyTorch) when torch is importable, otherwise
 the FP32 ONNX on ONNX Runtime (itself checked against PyTorch at export); which one is recorded.
-Tolerances are the project's per-precision ones (``edge_se.validate.tolerances``).
+Tolerances are the project's per-precision ones (``edge_se.reference.tolerances``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def reference_outputs(bundle: Bundle, x: np.ndarray) -> tuple[list[np.ndarray], 
     import importlib.util
 
     if importlib.util.find_spec("torch") is not None and "model.ts" in bundle.artifacts:
-        from edge_se.validate.check import load_torchscript, torch_runner
+        from edge_se.reference.check import load_torchscript, torch_runner
 
         return torch_runner(load_torchscript(bundle.verify("model.ts")).eval())(x), "pytorch (model.ts)"
     import onnxruntime as ort
@@ -50,8 +50,8 @@ def reference_outputs(bundle: Bundle, x: np.ndarray) -> tuple[list[np.ndarray], 
 def validate_engine(bundle_root: str, engine_name: str, n: int = 8, iterations: int = 200) -> dict[str, Any]:
     """Run the engine on ``n`` real images, compare with the reference, time it; record the check."""
     from edge_se.tensorrt.runner import TensorRTRunner
-    from edge_se.validate.inputs import real_inputs
-    from edge_se.validate.numerics import compare_outputs
+    from edge_se.reference.inputs import real_inputs
+    from edge_se.reference.numerics import compare_outputs
 
     bundle = Bundle.open(bundle_root)
     rec = bundle.artifact(engine_name)

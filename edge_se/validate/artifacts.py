@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from edge_se.bundle import Bundle
-from edge_se.manifest import AOTI_PACKAGE, EXECUTORCH, TORCH_EXPORT
-from edge_se.validate.check import (check_numerics, load_torchscript, ort_runner, reference_outputs, torch_format_runner,
+from edge_se.manifest import AOTI_PACKAGE, EXECUTORCH, ONNX, TORCH_EXPORT, TORCHSCRIPT
+from edge_se.reference.check import (check_numerics, load_torchscript, ort_runner, reference_outputs, torch_format_runner,
                                     torch_runner, validation_inputs)
-from edge_se.validate.reference import ReferenceOptions, reference_runner
+from edge_se.reference.rebuild import ReferenceOptions, reference_runner
 
 
 def validate_bundle(
@@ -28,9 +28,9 @@ def validate_bundle(
     checks: list[dict[str, Any]] = []
     for name, rec in bundle.artifacts.items():
         names = [o["name"] for o in rec.get("outputs", [])] or None
-        if rec["format"] == "onnx":
+        if rec["format"] == ONNX:
             fn, backend = ort_runner(bundle.path(name)), "onnxruntime-cpu"
-        elif rec["format"] == "torchscript":
+        elif rec["format"] == TORCHSCRIPT:
             fn, backend = torch_runner(load_torchscript(bundle.path(name))), "torchscript"
         elif rec["format"] in (TORCH_EXPORT, AOTI_PACKAGE, EXECUTORCH):
             fn, backend = torch_format_runner(bundle.path(name), name, rec)

@@ -32,7 +32,7 @@ from onnx import TensorProto, helper
 
 from edge_se.errors import InputError
 from edge_se.quantize.patterns import GateBlock, find_attention_gates
-from edge_se.validate.numerics import per_sample_cosine
+from edge_se.reference.numerics import per_sample_cosine
 
 GATE_PREFIX = "edge_se.gate/"
 INPUT_PREFIX = "edge_se.gate_in/"

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edge_se.errors import EdgeSEError, InputError, MissingDependencyError
-from edge_se.manifest import TENSORRT_ENGINE
+from edge_se.manifest import ONNX, TENSORRT_ENGINE
 from edge_se.runtime.cli_args import check_choices
 from edge_se.runtime.source import BACKEND_PRECISIONS as RUNTIME_PRECISIONS, PRECISIONS
 
@@ -154,7 +154,7 @@ def _bad_line(path: Path, i: int, line: str):
 
 def evaluation_data(bundle, spec, *, images=None, labels=None, digits=False, limit=None, seed=0) -> EvalData:
     """The inputs the matrix measures on, and the calibration set for INT8 variants it creates."""
-    from edge_se.validate.inputs import sample_images
+    from edge_se.reference.inputs import sample_images
 
     shape = list(bundle.section("model")["input_shape"])
     if digits:
@@ -198,7 +198,7 @@ def evaluation_data(bundle, spec, *, images=None, labels=None, digits=False, lim
 def _bundle_artifact(bundle, precision: str, policy: str | None) -> tuple[str, Path] | None:
     """The bundle's ONNX artifact for the ONNX Runtime at ``precision`` (and ``policy``), if any."""
     for name, rec in bundle.artifacts.items():
-        if rec.get("format") != "onnx" or rec.get("precision") != precision:
+        if rec.get("format") != ONNX or rec.get("precision") != precision:
             continue
         if precision == "int8" and (name != "model.int8.cpu.onnx" and rec.get("backend") not in ("cpu", "onnxruntime")):
             continue
@@ -269,7 +269,7 @@ def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -
             build(named, out, decision.kept_nodes)
             variants.append(Variant("int8", policy, out, True, out.name, _kept_info(decision.to_dict())))
         trt = bundle.artifacts.get("model.int8.trt.onnx")
-        if trt is not None and trt.get("format") == "onnx":
+        if trt is not None and trt.get("format") == ONNX:
             # the TensorRT-ready QDQ file also runs on ONNX Runtime: its accuracy, measured here,
             # is what the TensorRT engine built from it should reach
             variants.append(Variant("int8", f"{trt.get('policy') or 'all'} [trt-qdq]",
@@ -303,7 +303,7 @@ def _predict(rt, x: np.ndarray) -> list[np.ndarray]:
 
 def measure_latency(rt, x: np.ndarray, batch: int, seconds: float) -> dict[str, Any]:
     """p50/p90/p99 and throughput of ``rt.run`` at ``batch`` (the runtime's bench loop)."""
-    from edge_se.commands.bench import measure
+    from edge_se.runtime.latency import measure
 
     reps = int(np.ceil(batch / len(x)))
     feeds = {rt.inputs[0].name: np.ascontiguousarray(np.concatenate([x] * reps)[:batch])}
@@ -325,7 +325,7 @@ def _accuracy(logits: np.ndarray, y: np.ndarray | None) -> float | None:
 
 
 def _torch_outputs(module, x: np.ndarray) -> list[np.ndarray]:
-    from edge_se.validate.check import run_batched, torch_runner
+    from edge_se.reference.check import run_batched, torch_runner
 
     return run_batched(torch_runner(module), x, CHUNK)
 
@@ -337,7 +337,7 @@ def evaluate_variant(
 ) -> dict[str, Any]:
     """All numbers for one (artifact, backend)."""
     from edge_se.validate.fidelity import attention_fidelity
-    from edge_se.validate.numerics import compare_outputs
+    from edge_se.reference.numerics import compare_outputs
 
     row: dict[str, Any] = {"precision": v.precision, "policy": v.policy, "backend": backend, "artifact": v.artifact,
                            "path": str(v.path), "created_for_report": v.created, **v.info}
@@ -425,9 +425,9 @@ def run_matrix(
     from edge_se.quantize.patterns import find_attention_gates
     from edge_se.report.machine import machine_info, tool_versions
     from edge_se.report.render import REPORT_FORMAT, render_report
-    from edge_se.validate.check import run_batched
+    from edge_se.reference.check import run_batched
     from edge_se.validate.fidelity import onnx_reference_gates, torch_reference_gates
-    from edge_se.validate.reference import is_onnx_import, reference_module, reference_runner
+    from edge_se.reference.rebuild import is_onnx_import, reference_module, reference_runner
 
     check_choices(precisions, PRECISIONS, "--precisions")
     check_choices(policies, POLICIES, "--policies")

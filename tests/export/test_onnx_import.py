@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge_se.cli import main
-from edge_se.validate.check import SECOND_BATCH
+from edge_se.reference.check import SECOND_BATCH
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def files(trained, tmp_path_factory):
 
     import torch
 
-    from edge_se.validate.reference import reference_module
+    from edge_se.reference.rebuild import reference_module
 
     root = tmp_path_factory.mktemp("onnx-in")
     shutil.copy(trained.path("model.onnx"), root / "se.onnx")

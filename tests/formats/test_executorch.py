@@ -116,7 +116,8 @@ def test_quantize_pte_writes_an_int8_pte_from_the_calibration_set_that_the_runti
     from edge_se.data.cache import cached_digits_checkpoint
     from edge_se.data.digits import digits_arrays
     from edge_se.export.pipeline import export_bundle
-    from edge_se.quantize.metrics import logit_metrics, run_onnx
+    from edge_se.quantize.metrics import run_onnx
+    from edge_se.reference.metrics import logit_metrics
     from edge_se.runtime import Runtime
 
     b = export_bundle("cbam_digits", None, tmp_path / "b", checkpoint=cached_digits_checkpoint("cbam"),

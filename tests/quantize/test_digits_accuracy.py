@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from edge_se.quantize import flavours, policies
-from edge_se.quantize.metrics import logit_metrics, run_onnx
+from edge_se.quantize.metrics import run_onnx
+from edge_se.reference.metrics import logit_metrics
 from edge_se.quantize.ranges import collect_statistics
 from edge_se.quantize.stage import DEFAULT_METHOD, DEFAULT_POLICY, named_copy
 
@@ -66,7 +67,7 @@ def test_gptq_rounding_beats_round_to_nearest_on_trained_weights(attn, trained_b
     """Weight-only INT8 (activations float): GPTQ's logit SQNR is well above round-to-nearest's."""
     from edge_se.data.digits import digits_hard
     from edge_se.quantize.gptq import with_weights
-    from edge_se.quantize.metrics import sqnr_db
+    from edge_se.reference.metrics import sqnr_db
 
     fp32 = named_copy(trained_bundle(attn).verify("model.onnx"), tmp_path / "fp32.onnx")
     x, _ = digits_hard(seed=0)

@@ -8,7 +8,8 @@ import pytest
 
 from edge_se.errors import InputError
 from edge_se.quantize import flavours
-from edge_se.quantize.metrics import run_onnx, sqnr_db
+from edge_se.quantize.metrics import run_onnx
+from edge_se.reference.metrics import sqnr_db
 from edge_se.quantize.onnx_torch import QDQModule
 from edge_se.quantize.qad import simulated
 from edge_se.quantize.ranges import collect_statistics

@@ -65,7 +65,7 @@ def test_fp16_io_option_makes_the_input_fp16(export_cached, tmp_path):
 
 def test_fp16_model_matches_fp32_within_fp16_tolerance(simam_fp16, small_calib):
     from edge_se.quantize.metrics import run_onnx
-    from edge_se.validate.numerics import compare_outputs
+    from edge_se.reference.numerics import compare_outputs
 
     bundle, model, _ = simam_fp16
     x = small_calib.array()

@@ -66,7 +66,7 @@ def test_trt_flavour_leaves_sigmoid_and_biases_in_float(se_int8_bundle):
 
 
 def test_trt_flavour_runs_on_onnxruntime_cpu_within_int8_tolerance(se_int8_bundle, small_calib):
-    from edge_se.validate.numerics import compare_outputs
+    from edge_se.reference.numerics import compare_outputs
 
     x = small_calib.array()
     ref = run_onnx(se_int8_bundle.verify("model.onnx"), x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_se.validate.numerics import compare_outputs
+from edge_se.reference.numerics import compare_outputs
 
 
 def _logits(n: int, seed: int = 0) -> np.ndarray:
@@ -92,7 +92,7 @@ def test_one_flip_in_15_decisive_samples_is_no_evidence_either():
 def test_the_agreement_bound_is_the_exact_clopper_pearson_bound():
     import math
 
-    from edge_se.quantize.metrics import binomial_upper
+    from edge_se.reference.metrics import binomial_upper
 
     # closed forms: with all n or none of n trials failing, P(X <= k) = alpha has an exact solution
     assert binomial_upper(14, 15, 0.95) == _close(0.95 ** (1 / 15))

@@ -99,7 +99,7 @@ def test_int8_gates_are_measured_on_both_quantized_formats(zoo_model_onnx, digit
 def test_a_dead_gate_is_not_reported_as_perfect():
     """An INT8 gate that outputs all zeros where FP32 does not has cosine 0 (it read 1.0 before)."""
     from edge_se.validate.fidelity import gate_metrics
-    from edge_se.validate.numerics import compare_outputs
+    from edge_se.reference.numerics import compare_outputs
 
     ref = np.random.default_rng(0).uniform(0.1, 0.9, (4, 8, 1, 1)).astype(np.float32)
     dead = np.zeros_like(ref)

@@ -46,7 +46,7 @@ def test_fp32_is_compiled_in_f32_never_the_cpus_bf16_default(bundle_dir):
 
 @needs_bf16
 def test_bf16_runs_the_fp32_file_in_bf16_within_the_fp16_class_tolerance(bundle_dir, tiny_net, batch4):
-    from edge_se.validate.numerics import compare_outputs
+    from edge_se.reference.numerics import compare_outputs
 
     rt = Runtime.load(bundle_dir, "openvino", precision="bf16")
     info = rt.describe()

@@ -25,7 +25,7 @@ SAMPLES = 32
 def _reference(bundle, x: np.ndarray) -> np.ndarray:
     import torch
 
-    from edge_se.validate.reference import reference_module
+    from edge_se.reference.rebuild import reference_module
 
     with torch.inference_mode():
         return reference_module(bundle)(torch.from_numpy(x)).numpy()
@@ -33,14 +33,14 @@ def _reference(bundle, x: np.ndarray) -> np.ndarray:
 
 def _inputs(bundle) -> np.ndarray:
     from edge_se.preprocess import PreprocessSpec
-    from edge_se.validate.inputs import sample_images
+    from edge_se.reference.inputs import sample_images
 
     return sample_images(SAMPLES, PreprocessSpec.from_dict(bundle.section("preprocessing")), seed=7)
 
 
 def _judge(bundle, precision: str, artifact: str, x: np.ndarray, ref: np.ndarray) -> dict:
     from edge_se.runtime import Runtime
-    from edge_se.validate.numerics import compare_outputs
+    from edge_se.reference.numerics import compare_outputs
 
     rt = Runtime.load(bundle.root, "openvino", artifact=artifact, precision="bf16" if precision == "bf16" else None)
     assert rt.describe()["precision"] == precision

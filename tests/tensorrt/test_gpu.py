@@ -33,7 +33,7 @@ def test_engine_matches_onnxruntime_within_the_precision_tolerance(tiny_bundle, 
     from edge_se.tensorrt.build import build_bundle_engine
     from edge_se.tensorrt.recipe import load_recipe
     from edge_se.tensorrt.runner import TensorRTRunner
-    from edge_se.validate.numerics import compare_outputs
+    from edge_se.reference.numerics import compare_outputs
 
     v = import_tensorrt().version
     recipe = tmp_path / "r.toml"

@@ -87,7 +87,7 @@ def reference_runner(bundle: Bundle, options: ReferenceOptions | None = None) ->
     PyTorch rebuilt from the manifest; for a bundle imported from ONNX, ONNX Runtime FP32 on the
     file as imported (a fixed-batch file runs in chunks of its batch).
     """
-    from edge_se.validate.check import ort_runner, torch_runner
+    from edge_se.reference.check import ort_runner, torch_runner
 
     if is_onnx_import(bundle):
         return ort_runner(onnx_reference_file(bundle)), f"ONNX Runtime FP32 ({ONNX_REFERENCE_FILE}, the imported file)"

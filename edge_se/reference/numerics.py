@@ -6,8 +6,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from edge_se.quantize.metrics import sqnr_db, binomial_upper
-from edge_se.validate.tolerances import Tolerance, tolerance_for
+from edge_se.reference.metrics import binomial_upper, sqnr_db
+from edge_se.reference.tolerances import Tolerance, tolerance_for
 
 
 def per_sample_cosine(ref: np.ndarray, got: np.ndarray) -> np.ndarray:

@@ -12,9 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edge_se.errors import ExportError
 from edge_se.preprocess import PreprocessSpec
-from edge_se.validate.inputs import SCALES, random_inputs, real_inputs, scaled_inputs
-from edge_se.validate.numerics import compare_outputs
+from edge_se.reference.inputs import SCALES, random_inputs, real_inputs, scaled_inputs
+from edge_se.reference.numerics import compare_outputs
 
 N_REAL = 4
 N_RANDOM = 2
@@ -83,15 +84,26 @@ def load_torchscript(path: Path):
         return torch.jit.load(str(path), map_location="cpu")
 
 
+def as_numpy(out) -> list[np.ndarray]:
+    """A model output (tensor, or tuple/list/dict of them, dicts in key order) as a flat list of arrays."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return [out.detach().cpu().numpy()]
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in as_numpy(o)]
+    if isinstance(out, dict):
+        return [t for k in sorted(out) for t in as_numpy(out[k])]
+    raise ExportError(f"model output of type {type(out).__name__} is not a tensor, tuple or dict of tensors")
+
+
 def torch_runner(module):
     """``fn(x) -> list[np.ndarray]`` for an eager or TorchScript module."""
     import torch
 
-    from edge_se.export.torchscript import _as_numpy
-
     def fn(x: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
-            return _as_numpy(module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))))
+            return as_numpy(module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))))
 
     return fn
 
