@@ -10,7 +10,8 @@ from PIL import Image
 
 from edge_se.errors import InputError
 from edge_se.commands._matrix_args import add_matrix_arguments, matrix_requested
-from edge_se.validate.matrix import labeled_images, run_matrix
+from edge_se.validate.eval_data import labeled_images
+from edge_se.validate.matrix import run_matrix
 
 
 def _parse(*argv: str) -> argparse.Namespace:
