@@ -6,18 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from zoo_helpers import digits_recipe
 
-FP16_RECIPE = """name = "digits-desktop-fp16"
-[model]
-spec = "se_digits"
-input_shape = [1, 1, 32, 32]
-batch = [1, 1, 4]
-[target]
-name = "desktop"
-tensorrt = ">=10.0,<11"
-[precision]
-mode = "fp16"
-"""
+FP16_RECIPE = digits_recipe("digits-desktop-fp16", "desktop", ">=10.0,<11", 'mode = "fp16"')
 
 
 @pytest.fixture(scope="session")

@@ -15,24 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from zoo_helpers import digits_recipe
 
-RECIPE = """name = "digits-orin-int8"
-[model]
-spec = "se_digits"
-input_shape = [1, 1, 32, 32]
-batch = [1, 1, 4]
-[target]
-name = "jetson-orin"
-tensorrt = ">=10.3,<10.4"
-[precision]
-mode = "int8"
-int8 = "calibrator"
-policy = "{policy}"
-calibrator = "minmax"
-[calibration]
-spec = "calib.toml"
-batch = 4
-"""
+RECIPE = digits_recipe("digits-orin-int8", "jetson-orin", ">=10.3,<10.4",
+                       'mode = "int8"\nint8 = "calibrator"\npolicy = "{policy}"\ncalibrator = "minmax"',
+                       '[calibration]\nspec = "calib.toml"\nbatch = 4\n')
 
 
 def _cli(*args) -> subprocess.CompletedProcess:
