@@ -185,10 +185,9 @@ def export(
                                dynamic_batch=dynamic_batch, force=force, exporter=exporter, simplifier=simplifier,
                                preprocessing=spec, labels=labels, formats=formats, max_batch=max_batch,
                                model_options=dict(model_options or {}))
-    m = bundle.manifest["model"]
     return ExportResult(bundle=bundle.root.resolve(), artifacts=tuple(bundle.artifacts), checks=_checks(bundle),
-                        reference=(m.get("reference") or {}).get("backend", "pytorch"),
-                        notes=tuple(m.get("import_notes") or ()))
+                        reference=bundle.model().reference_backend,
+                        notes=tuple(str(n) for n in bundle.manifest["model"].get("import_notes") or ()))
 
 
 def _reference(model: Any):
@@ -267,11 +266,10 @@ def quantize(
         raise InputError(f"precision {precision!r}: expected 'fp16' or 'int8'")
     decisions = []
     for name in added:
-        k = b.artifact(name).get("kept_in_float")
-        if k:
-            decisions.append(PrecisionDecision(
-                artifact=name, policy=k.get("policy"), int8_mac_share=k.get("int8_mac_share"),
-                kept_in_float=tuple(x["name"] for x in k.get("kept_in_float", [])), budget_met=k.get("budget_met")))
+        d = b.record(name).decision
+        if d is not None:
+            decisions.append(PrecisionDecision(artifact=name, policy=d.policy, int8_mac_share=d.int8_mac_share,
+                                               kept_in_float=d.kept_blocks, budget_met=d.budget_met))
     return QuantizeResult(bundle=b.root.resolve(), precision=precision, artifacts=added, checks=_checks(b, added),
                           decisions=tuple(decisions))
 

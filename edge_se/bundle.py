@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from edge_se import __version__
 from edge_se.errors import BundleError, IntegrityError
+from edge_se.manifest import ArtifactRecord, ModelRecord, artifact_record, model_record
 from edge_se.trust import confined_path, safe_sha256
 
 if TYPE_CHECKING:
@@ -485,18 +486,10 @@ class Bundle:
                 raise BundleError(f"{where}: '{key}' must be a table, found {type(m[key]).__name__}; re-create the bundle")
         for name, rec in m["artifacts"].items():
             field = f"artifacts[{name!r}]"
-            if not isinstance(rec, dict):
-                raise BundleError(f"{where}: {field} must be a table, found {type(rec).__name__}")
-            for key, kind in (("path", str), ("files", list), ("format", str), ("precision", str)):
-                if not isinstance(rec.get(key), kind):
-                    raise BundleError(f"{where}: {field}.{key} is missing or not a {kind.__name__}; re-create the bundle")
-            confined_path(self.root, rec["path"], f"{field}.path")
-            if not rec["files"]:
-                raise BundleError(f"{where}: {field}.files is empty; re-create the bundle")
+            typed = artifact_record(name, rec, str(where))  # types, formats, the decision: one line naming the field
+            confined_path(self.root, typed.path, f"{field}.path")
             for i, entry in enumerate(rec["files"]):
                 self._check_file_entry(entry, f"{field}.files[{i}]")
-            if rec["path"] not in [e["path"] for e in rec["files"]]:
-                raise BundleError(f"{where}: {field}.path {rec['path']!r} is not among its files; re-create the bundle")
         labels = m.get("labels")
         if labels is not None:
             self._check_file_entry(labels, "labels")
@@ -522,12 +515,16 @@ class Bundle:
         if not isinstance(value, dict):
             raise BundleError(f"{where} has no '{name}' table; re-create the bundle with 'edge-se export'")
         if name == "model":
-            shape = value.get("input_shape")
-            if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d > 0 for d in shape):
-                raise BundleError(f"{where}: model.input_shape must be a list of positive integers, found {shape!r:.60}")
-            if not isinstance(value.get("dynamic_batch", False), bool):
-                raise BundleError(f"{where}: model.dynamic_batch must be true or false")
+            model_record(value, str(where))  # the typed fields, checked (one line naming a bad one)
         return value
+
+    def model(self) -> ModelRecord:
+        """The typed ``model`` table (:class:`~edge_se.manifest.ModelRecord`)."""
+        return model_record(self.manifest.get("model"), str(self.root / MANIFEST_NAME))
+
+    def record(self, name: str) -> ArtifactRecord:
+        """The typed record of artifact ``name`` (:class:`~edge_se.manifest.ArtifactRecord`)."""
+        return artifact_record(name, self.artifact(name), str(self.root / MANIFEST_NAME))
 
     # -- artifacts -----------------------------------------------------------------------
     @property

@@ -20,24 +20,25 @@ def validate_bundle(
 
     for name in bundle.artifacts:
         bundle.verify(name)
-    model = bundle.section("model")
+    model = bundle.model()
     spec = bundle.preprocessing()
     ref_fn, ref_desc = reference_runner(bundle, reference)
-    inputs, desc = validation_inputs(spec, model["input_shape"], images=images, seed=model.get("seed", 0))
+    inputs, desc = validation_inputs(spec, model.input_shape, images=images, seed=model.seed)
     ref = reference_outputs(ref_fn, inputs)
     checks: list[dict[str, Any]] = []
-    for name, rec in bundle.artifacts.items():
-        names = [o["name"] for o in rec.get("outputs", [])] or None
-        if rec["format"] == ONNX:
+    for name in bundle.artifacts:
+        rec = bundle.record(name)
+        names = [o["name"] for o in rec.raw.get("outputs", [])] or None
+        if rec.format == ONNX:
             fn, backend = ort_runner(bundle.path(name)), "onnxruntime-cpu"
-        elif rec["format"] == TORCHSCRIPT:
+        elif rec.format == TORCHSCRIPT:
             fn, backend = torch_runner(load_torchscript(bundle.path(name))), "torchscript"
-        elif rec["format"] in (TORCH_EXPORT, AOTI_PACKAGE, EXECUTORCH):
-            fn, backend = torch_format_runner(bundle.path(name), name, rec)
+        elif rec.format in (TORCH_EXPORT, AOTI_PACKAGE, EXECUTORCH):
+            fn, backend = torch_format_runner(bundle.path(name), name, rec.raw)
         else:
             continue  # engines are validated on their device (edge-se build)
-        checks += check_numerics(name, fn, ref, inputs, desc, rec["precision"], model["dynamic_batch"], names, backend,
-                                 static_batch=model["input_shape"][0])
+        checks += check_numerics(name, fn, ref, inputs, desc, rec.precision, model.dynamic_batch, names, backend,
+                                 static_batch=model.input_shape[0])
     for c in checks:
         c["reference"] = ref_desc
         bundle.record_check(c)

@@ -252,8 +252,9 @@ def _backend_available(backend: str, precision: str) -> str | None:
 
 def _engine_for(bundle, precision: str) -> Path | None:
     """A TensorRT engine of the bundle at ``precision`` (built by ``edge-se build``), if any."""
-    for name, rec in bundle.artifacts.items():
-        if rec.get("format") == TENSORRT_ENGINE and rec.get("precision") == precision:
+    for name in bundle.artifacts:
+        rec = bundle.record(name)
+        if rec.format == TENSORRT_ENGINE and rec.precision == precision:
             return bundle.verify(name)
     return None
 

@@ -212,3 +212,38 @@ def test_validate_matrix_on_every_backend_here_and_the_report(chain, tmp_path, c
     rendered = tmp_path / "rendered"
     _run("report", out, "--out", rendered)
     assert (rendered / "report.html").is_file() and "int8" in (rendered / "report.md").read_text()
+
+
+def test_the_typed_records_read_what_the_stages_wrote(chain):
+    from edge_se.bundle import Bundle
+    from edge_se.manifest import TRT_QDQ_ARTIFACT
+
+    b = Bundle.open(chain["bundle"])
+    model = b.model()
+    assert model.spec == "se_digits" and model.input_shape == (1, 1, 32, 32) and model.reference_backend == "pytorch"
+    trt = b.record(TRT_QDQ_ARTIFACT)
+    assert trt.decision is not None and trt.decision.policy == "auto" and 0.95 <= trt.decision.int8_mac_share <= 1
+    assert trt.input_name == "input" and trt.files[0].path == TRT_QDQ_ARTIFACT
+
+
+@pytest.mark.parametrize("field,value,named", [
+    (("artifacts", "model.onnx", "format"), "engine", "artifacts['model.onnx'].format"),
+    (("artifacts", "model.onnx", "files"), "model.onnx", "artifacts['model.onnx'].files"),
+    (("artifacts", "model.int8.trt.onnx", "kept_in_float", "kept_nodes"), "all", "kept_in_float.kept_nodes"),
+    (("artifacts", "model.int8.trt.onnx", "kept_in_float", "int8_mac_share"), 7, "int8_mac_share"),
+    (("model", "input_shape"), [1, "1", 32, 32], "model.input_shape"),
+    (("model", "dynamic_batch"), "yes", "model.dynamic_batch"),
+])
+def test_a_malformed_manifest_is_one_line_naming_the_field(chain, tmp_path, capsys, field, value, named):
+    bundle = tmp_path / "b"
+    shutil.copytree(chain["bundle"], bundle)
+    m = _manifest(bundle)
+    node = m
+    for key in field[:-1]:
+        node = node[key]
+    node[field[-1]] = value
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    capsys.readouterr()
+    assert main(["-q", "validate", str(bundle)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err and "Traceback" not in err, err

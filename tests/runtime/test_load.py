@@ -98,9 +98,11 @@ def test_explicit_tensorrt_without_tensorrt_names_the_extra(bundle_dir):
 
 @pytest.mark.skipif(tensorrt_available(), reason="TensorRT and a GPU are present here")
 def test_auto_falls_back_to_onnxruntime_when_the_engine_cannot_run(bundle_copy):
+    from edge_se.manifest import TENSORRT_ENGINE
+
     bundle = Bundle.open(bundle_copy)
     (bundle_copy / "gpu.engine").write_bytes(b"not a real engine")
-    bundle.add_artifact("gpu.engine", stage="build", format="tensorrt", precision="fp16", backend="tensorrt")
+    bundle.add_artifact("gpu.engine", stage="build", format=TENSORRT_ENGINE, precision="fp16", backend="tensorrt")
     bundle.save()
     rt = Runtime.load(bundle_copy)
     assert rt.backend == "onnxruntime"
