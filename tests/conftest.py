@@ -7,9 +7,47 @@ they are trained once per run, not once per test.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+
+#: skip reasons that name missing hardware or a job of its own (scripts/ci_*.sh); with
+#: EDGE_SE_STRICT_SKIPS=1 (.ci/run) any other skip fails the run: a test that skips because of a
+#: missing extra the test install has, or a wrong probe, is a test that never runs
+ALLOWED_SKIPS = re.compile(
+    r"GPU|NVIDIA|needs TensorRT|TensorRT and a GPU are present|TensorRT for RTX|EDGE_SE_TRT_MODELS|EDGE_SE_TRT_SOURCE|"
+    r"executorch|pytriton|EDGE_SE_TRITON_BUNDLE|tritonclient\[all\]|Chromium|root \(or non-POSIX\)|BF16 instructions|"
+    r"no shared libpython|PyPI not reachable|compiler|gcc|g\+\+|C\+\+",
+    re.I,
+)
+_SKIPS: list[tuple[str, str]] = []
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    return str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        _SKIPS.append((report.nodeid, _skip_reason(report)))
+
+
+def pytest_collectreport(report):
+    if report.skipped:
+        _SKIPS.append((report.nodeid, _skip_reason(report)))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("EDGE_SE_STRICT_SKIPS") != "1":
+        return
+    bad = [(node, why) for node, why in _SKIPS if not ALLOWED_SKIPS.search(why)]
+    if bad:
+        lines = "\n".join(f"  {node}: {why}" for node, why in bad)
+        print(f"\nEDGE_SE_STRICT_SKIPS: {len(bad)} test(s) skipped for a reason other than missing hardware or "
+              f"their own CI job:\n{lines}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_configure(config):

@@ -31,8 +31,11 @@ class TensorRT:
 
 
 def available(flavor: str = "tensorrt") -> bool:
-    """Whether the bindings are installed (without importing them)."""
-    return importlib.util.find_spec(flavor) is not None
+    """Whether the bindings are installed (without importing them; a bare ``tensorrt/`` folder on
+    ``sys.path``, a namespace package with no code, does not count)."""
+    from edge_se.runtime.backends.probe import installed
+
+    return installed(flavor)
 
 
 def import_tensorrt(flavor: str | None = None, purpose: str = "building a TensorRT engine") -> TensorRT:
@@ -56,4 +59,8 @@ def import_tensorrt(flavor: str | None = None, purpose: str = "building a Tensor
             f"({first}); install the matching libraries (pip install 'edge-se[tensorrt]', or JetPack's "
             "python3-libnvinfer) and check LD_LIBRARY_PATH"
         ) from None
+    if not isinstance(getattr(module, "__version__", None), str):
+        raise MissingDependencyError(f"{purpose}: the module {flavor!r} found at {getattr(module, '__file__', None)} "
+                                     "is not TensorRT's Python bindings (no __version__); install them with "
+                                     "pip install 'edge-se[tensorrt]', or rename what shadows them")
     return TensorRT(module, flavor, parse_version(module.__version__.split("+")[0].split("a")[0][:16].rstrip(".")))

@@ -9,9 +9,9 @@ pytestmark = pytest.mark.gpu
 
 
 def _gpu_tensorrt():
-    import importlib.util
+    from edge_se.runtime.backends.probe import installed
 
-    if importlib.util.find_spec("tensorrt") is None:
+    if not installed("tensorrt"):
         return "needs TensorRT: pip install 'edge-se[tensorrt]'"
     from edge_se.tensorrt.cuda import device_info
 

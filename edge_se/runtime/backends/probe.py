@@ -14,11 +14,16 @@ from edge_se.errors import MissingDependencyError, missing_extra
 
 
 def installed(package: str) -> bool:
-    """True when ``package`` can be imported (checked without importing it)."""
+    """True when ``package`` is an installed module or regular package (checked without importing it).
+
+    A bare folder of that name on ``sys.path`` (a ``tensorrt/`` folder in the working directory,
+    or pytest's ``tests/tensorrt``) is a namespace package with no code: it does not count.
+    """
     try:
-        return importlib.util.find_spec(package) is not None
+        spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         return False
+    return spec is not None and spec.origin not in (None, "namespace")
 
 
 @functools.lru_cache(maxsize=1)
