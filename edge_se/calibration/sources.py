@@ -120,8 +120,8 @@ def digits_source(spec: CalibSpec) -> Source:
             key=f"digits/{int(i)}",
             label=int(target[i]),
             load=lambda i=i: load(int(i)),
-            record={"index": int(i), "class": str(int(target[i]))}
-            | ({"augment": "train", "augment_seed": [spec.seed, int(i), _AUGMENT_SALT]} if augmented else {}),
+            record={"index": int(i), "class": str(int(target[i])),
+                    **({"augment": "train", "augment_seed": [spec.seed, int(i), _AUGMENT_SALT]} if augmented else {})},
         )
         for i in idx
     ]

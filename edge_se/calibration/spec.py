@@ -35,8 +35,8 @@ from edge_se.errors import CalibrationError, InputError
 from edge_se.preprocess import PreprocessSpec
 
 if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - python 3.10
+    import tomllib  # novermin - tomli below on Python < 3.11
+else:  # pragma: no cover - python 3.8-3.10
     import tomli as tomllib
 
 SOURCE_KINDS = ("folder", "digits", "sample-images")

@@ -71,9 +71,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="int8: memory the run may use, e.g. 4G or 800M (default: half of what is available); "
                    "calibration and evaluation batches are chosen to fit, and a limit too small for one sample "
                    "is refused before anything runs")
-    p.add_argument("--reduce-range", action=argparse.BooleanOptionalAction, default=None,
+    p.add_argument("--reduce-range", dest="reduce_range", action="store_true", default=None,
                    help="CPU INT8 file with 7-bit weights, which x86 CPUs without VNNI need (their INT8 kernels "
                         "saturate 8-bit weights); default: on when this CPU is one, off elsewhere")
+    p.add_argument("--no-reduce-range", dest="reduce_range", action="store_false",
+                   help="8-bit CPU weights even on such a CPU (for files meant for VNNI or ARM CPUs)")
     p.add_argument("--trt-cache-version", default="8.6.1", type=trt_version_arg, metavar="TRT_VERSION",
                    help="int8: TensorRT version the calibration cache is for, dotted (default 8.6.1; the header "
                         "spells it TRT-8601-...; 10.3 gives TRT-100300-...)")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
+from pathlib import Path
 from collections import Counter
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from edge_se.errors import InputError
@@ -22,7 +22,7 @@ DEFAULT_TRT_VERSION = "10.1"
 
 @functools.lru_cache(maxsize=1)
 def _table() -> dict[str, Any]:
-    text = resources.files("edge_se.export").joinpath("data/trt_onnx_ops.json").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parent / "data/trt_onnx_ops.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 

@@ -9,7 +9,6 @@ row by row, so it cannot drift from the code.
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ CATALOG = "zoo.json"
 def rows(pattern: str | None = None) -> list[dict[str, Any]]:
     """One dict per matching zoo model (name, family, attention_type, default_input_shape,
     num_classes, description, params), in natural name order, read from ``zoo.json``."""
-    data = json.loads(resources.files("edge_se.models").joinpath(CATALOG).read_text(encoding="utf-8"))
+    data = json.loads((Path(__file__).resolve().parent / CATALOG).read_text(encoding="utf-8"))
     by_name = {r["name"]: r for r in data}
     return [by_name[n] for n in matching(by_name, pattern)]
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 from edge_se.bundle import owned_tempdir
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, List, TYPE_CHECKING
 
 import numpy as np
 
@@ -188,7 +188,7 @@ def check_policy(policy: str) -> str:
 
 
 #: builds an INT8 model: (fp32 path, out path, nodes to keep float) -> None
-Builder = Callable[[Path, Path, list[str]], None]
+Builder = Callable[[Path, Path, List[str]], None]  # typing.List: evaluated at import (Python 3.8)
 
 
 def decide(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, List, Sequence, Tuple
 
-Table = tuple[list[str], list[list[str]]]
+Table = Tuple[List[str], List[List[str]]]  # typing: evaluated at import (Python 3.8)
 
 
 def fmt(value: Any, digits: int = 3, pct: bool = False) -> str:

@@ -73,8 +73,8 @@ def read_spec_file(path: str) -> dict:
     try:
         if file.suffix.lower() == ".toml":
             try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
+                import tomllib  # novermin - tomli below on Python < 3.11
+            except ModuleNotFoundError:  # Python 3.8-3.10
                 import tomli as tomllib
             data = tomllib.loads(text)
         else:

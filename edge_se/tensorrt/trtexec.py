@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import shlex
-from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
@@ -24,7 +23,7 @@ from edge_se.trust import inside_root, safe_name, safe_sha256
 @functools.lru_cache(maxsize=1)
 def flag_table() -> dict:
     """The checked-in trtexec flag table (``{"versions": {"10.3": {"flags": {...}}}}``)."""
-    text = resources.files("edge_se.tensorrt").joinpath("data/trtexec_flags.json").read_text("utf-8")
+    text = (Path(__file__).resolve().parent / "data/trtexec_flags.json").read_text("utf-8")
     return json.loads(text)
 
 

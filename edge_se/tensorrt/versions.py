@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Tuple
 
 from edge_se.errors import InputError
 
-Version = tuple[int, ...]
+Version = Tuple[int, ...]  # typing.Tuple: evaluated at import (Python 3.8)
 
 #: Oldest TensorRT edge-se builds with (JetPack 5's).
 MIN_SUPPORTED: Version = (8, 5)

@@ -368,7 +368,7 @@ def run_matrix(
         "data": {"description": data.description, "samples": int(len(data.x)), "labels": data.y is not None},
         "reference": {"backend": "onnxruntime" if from_onnx else "pytorch", "description": ref_desc,
                       "accuracy": ref_accuracy},
-        "attention_blocks": [g.to_dict() | {"nodes": len(g.nodes)} for g in gates],
+        "attention_blocks": [{**g.to_dict(), "nodes": len(g.nodes)} for g in gates],
         "rows": rows,
         "passed": passed,
         "seconds": round(time.perf_counter() - t0, 1),
