@@ -185,6 +185,9 @@ def import_onnx_bundle(
     with progress.stage(f"Checking {path.name}"):
         source = _load(path)
         shape, was_dynamic = input_shape_of(source, path, input_shape)
+    if source.ByteSize() >= 2**31 - 1:
+        raise InputError(f"{path} holds over 2 GB of weights (external data); importing such a file is not supported "
+                         "yet (the bundle keeps one self-contained copy as its reference)")
     check_shape_size(shape)
     spec = preprocessing or PreprocessSpec.for_input_shape(shape)
     if spec.channels != shape[1] or tuple(spec.crop) != tuple(shape[2:]):
