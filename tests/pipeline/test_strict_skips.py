@@ -4,7 +4,7 @@ separate jobs may skip a test; a missing extra of the test install or a wrong pr
 from __future__ import annotations
 
 import pytest
-from conftest import ALLOWED_SKIPS
+from skip_rules import ALLOWED_SKIPS
 
 
 @pytest.mark.parametrize("reason", [
