@@ -29,7 +29,8 @@ EXIT_CODES = """exit codes:
   1  a check failed (numerics, accuracy, integrity)
   2  bad input or usage (model name, file, shape, option, bundle)
   3  an optional dependency or device is missing (the message names the extra to install)
-  4  internal error (a bug; run with --debug for the traceback and please report it)
+  4  internal error (a bug; run with --debug for the traceback and please report it), or an
+     inference engine that failed while running valid input (TensorRT execution)
 """
 
 

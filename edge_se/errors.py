@@ -66,6 +66,12 @@ class IntegrityError(CheckFailed):
     """An artifact's sha256 does not match its manifest."""
 
 
+class ExecutionError(EdgeSEError):
+    """An inference engine failed while running a valid input (TensorRT execution): not bad input."""
+
+    exit_code = 4
+
+
 class MissingDependencyError(EdgeSEError):
     """An optional extra (timm, tensorrt, ...) or a device (GPU) is not available."""
 

@@ -279,8 +279,8 @@ def parse_recipe(data: dict[str, Any], where: str, base_dir: Path, text: str = "
         if gap:
             raise RecipeError(
                 f"{where}: DLA requested but target.tensorrt {rng} admits TensorRT "
-                f"{', '.join(format_version(v) for v in gap)}, which has no DLA support (11.0-11.2); "
-                "limit target.tensorrt to a version with DLA"
+                f"{', '.join(format_version(v) for v in gap)}, which has no DLA on Jetson (11.0 to 11.4.0; "
+                "11.4.1 restores it on Orin with JetPack 7.2.2); limit target.tensorrt to a version with DLA (10.x, >=11.4.1)"
             )
         if batch[0] != batch[2] or (resolution and resolution[0] != resolution[2]):
             raise RecipeError(

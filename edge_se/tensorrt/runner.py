@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edge_se.errors import InputError
+from edge_se.errors import ExecutionError, InputError
 
 #: TensorRT API used by the runner, per path ("v3": >= 10, "v2": 8.x).
 TRT_API: dict[str, dict[str, tuple[str, ...]]] = {
@@ -40,9 +40,10 @@ _NP = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int
        "BOOL": np.bool_, "UINT8": np.uint8}
 
 
-def api_path(version: tuple[int, ...]) -> str:
-    """``v3`` (tensor addresses, execute_async_v3) from TensorRT 10, ``v2`` (bindings) on 8.x."""
-    return "v3" if version >= (10, 0) else "v2"
+def api_path(version: tuple[int, ...], flavor: str = "tensorrt") -> str:
+    """``v3`` (tensor addresses, execute_async_v3) from TensorRT 10 and on every TensorRT for RTX
+    (versioned 1.x, with no bindings API at all), ``v2`` (bindings) on TensorRT 8.x."""
+    return "v3" if flavor == "tensorrt_rtx" or version >= (10, 0) else "v2"
 
 
 class TensorRTRunner:
@@ -79,7 +80,7 @@ class TensorRTRunner:
                 "engine_sha256": sha256_file(self.engine_path),
             }
             self.sidecar = check_sidecar(self.engine_path, here)
-        self.trt, self.path = found.module, api_path(found.version)
+        self.trt, self.path = found.module, api_path(found.version, found.flavor)
         self._log: list[str] = []
         self._runtime = self.trt.Runtime(_logger(self.trt, self._log))
         self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
@@ -166,7 +167,7 @@ class TensorRTRunner:
             ctx.set_tensor_address(name, self._buffer(name, out.nbytes).ptr)
             outs[name] = out
         if not ctx.execute_async_v3(self._stream.handle):
-            raise InputError(f"TensorRT execution failed: {' | '.join(self._log[-3:])}")
+            raise ExecutionError(f"TensorRT execution failed: {' | '.join(self._log[-3:])}")
         self._stream.synchronize()
         return {n: self._buffers[n].download(o) for n, o in outs.items()}
 
@@ -188,6 +189,6 @@ class TensorRTRunner:
             bindings[idx] = self._buffer(name, out.nbytes).ptr
             outs[name] = out
         if not ctx.execute_async_v2(bindings, self._stream.handle):
-            raise InputError(f"TensorRT execution failed: {' | '.join(self._log[-3:])}")
+            raise ExecutionError(f"TensorRT execution failed: {' | '.join(self._log[-3:])}")
         self._stream.synchronize()
         return {n: self._buffers[n].download(o) for n, o in outs.items()}

@@ -95,7 +95,11 @@ def trtexec_command(
         cmd.append(f"--calib={calibration_cache}")
     if plan.policy_mode == "layer-constraints" and float_layers:
         cmd.append("--precisionConstraints=obey")
-        cmd.append("--layerPrecisions=" + ",".join(f"{n}:fp32" for n in float_layers))
+        layers = ",".join(f"{n}:fp32" for n in float_layers)
+        # both, as the Python build sets both (precision and output type): a kept-float layer whose
+        # output type is left free may still hand INT8 to the next layer
+        cmd.append("--layerPrecisions=" + layers)
+        cmd.append("--layerOutputTypes=" + layers)
     if plan.dla_core is not None:
         cmd.append(f"--useDLACore={plan.dla_core}")
         if plan.gpu_fallback:

@@ -20,8 +20,13 @@ Version = Tuple[int, ...]  # typing.Tuple: evaluated at import (Python 3.8)
 MIN_SUPPORTED: Version = (8, 5)
 #: First TensorRT with no calibrators / precision flags.
 STRONGLY_TYPED_FROM: Version = (11, 0)
-#: TensorRT 11.0-11.2 have no DLA support (NVIDIA's 11.x migration notes).
-DLA_GAP = ((11, 0), (11, 3))
+#: TensorRT versions with no DLA on Jetson: [11.0, 11.4.1). NVIDIA's "Working with DLA" (11.4.1):
+#: "DLA was unavailable in TensorRT 11.0 through 11.3 ... TensorRT 11.4.0 supported DLA only on
+#: Windows on ARM"; the 11.4.1 release notes: "TensorRT 11.4.1 supports DLA on NVIDIA Jetson AGX
+#: Orin when using NVIDIA JetPack 7.2.2 or later". 10.x (JetPack 6) keeps DLA.
+#: https://docs.nvidia.com/deeplearning/tensorrt/11.4.1/inference-library/work-with-dla.html
+#: https://docs.nvidia.com/deeplearning/tensorrt/latest/getting-started/release-notes-11/11.4.1.html
+DLA_GAP = ((11, 0), (11, 4, 1))
 
 CLASSIC = "classic"
 STRONGLY_TYPED = "strongly-typed"
@@ -114,6 +119,7 @@ KNOWN_VERSIONS: list[Version] = (
     [(8, 5), (8, 6)]
     + [(10, m) for m in range(0, 17)]
     + [(11, m) for m in range(0, 5)]
+    + [(11, 4, 1)]  # the first 11.x with DLA on Jetson Orin (DLA_GAP)
 )
 
 

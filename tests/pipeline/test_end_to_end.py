@@ -171,6 +171,8 @@ def test_build_script_for_every_shipped_recipe_names_real_files_and_the_recorded
         decided = vocab.kept_float_nodes(m["artifacts"][vocab.TRT_QDQ_ARTIFACT])
         named = layers[0].split(",") if layers else []
         assert sorted(n.rsplit(":", 1)[0] for n in named) == sorted(decided)
+        outputs = [a.split("=", 1)[1] for a in args if a.startswith("--layerOutputTypes=")]
+        assert outputs == layers  # each kept layer's output type too, as the Python build sets
     if onnx[0] == vocab.TRT_QDQ_ARTIFACT:
         assert not calib, "explicit Q/DQ needs no calibration cache"
 

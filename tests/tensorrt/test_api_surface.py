@@ -119,3 +119,9 @@ def test_table_matches_the_real_wheels():
         pytest.skip(f"PyPI not reachable for the TensorRT bindings wheels: {probe.stderr.strip()[-200:]}")
     res = subprocess.run([sys.executable, str(ROOT / "scripts/trt_api_surface.py"), "--check"], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_tensorrt_for_rtx_runs_engines_on_the_tensor_address_path():
+    """RTX is versioned 1.x; comparing that with 10.0 took the 8.x bindings path, which RTX lacks."""
+    assert runner.api_path((1, 7, 1), "tensorrt_rtx") == "v3"
+    assert runner.api_path((8, 6, 1)) == "v2" and runner.api_path((10, 3, 0)) == "v3"

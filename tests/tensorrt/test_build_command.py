@@ -47,3 +47,27 @@ def test_compute_capability_without_tensorrt_rtx_is_refused(tiny_bundle, capsys,
     monkeypatch.delenv("EDGE_SE_TENSORRT", raising=False)
     code = main(["build", str(tiny_bundle.root), "--recipe", "export/desktop-fp16.toml", "--compute-capability", "8.6"])
     assert code == 2 and "TensorRT for RTX only" in capsys.readouterr().err
+
+
+def test_a_tensorrt_execution_failure_is_exit_4_not_bad_input(tiny_bundle, capsys, monkeypatch):
+    """TensorRT failing on a valid input is not the user's input error (exit 2): exit 4, one line."""
+    import ast
+    import inspect
+
+    from edge_se.errors import ExecutionError
+    from edge_se.tensorrt import build, runner
+
+    # the runner raises it wherever execute_async_v2/v3 reports failure
+    tree = ast.parse(inspect.getsource(runner))
+    raised = [n.exc.func.id for n in ast.walk(tree) if isinstance(n, ast.Raise) and isinstance(n.exc, ast.Call)
+              and isinstance(n.exc.func, ast.Name) and "execution failed" in ast.unparse(n.exc)]
+    assert raised and set(raised) == {"ExecutionError"}
+
+    def fails(*a, **k):
+        raise ExecutionError("TensorRT execution failed: [E] an illegal memory access was encountered")
+
+    monkeypatch.setattr(build, "build_bundle_engine", fails)
+    capsys.readouterr()
+    code = main(["-q", "build", str(tiny_bundle.root), "--recipe", "export/desktop-fp16.toml"])
+    err = capsys.readouterr().err.strip()
+    assert code == 4 and err.count("\n") == 0 and "internal error" not in err and "execution failed" in err

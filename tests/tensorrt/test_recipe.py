@@ -65,9 +65,16 @@ def test_dla_on_a_desktop_target_is_refused():
     refused(r"target desktop has no DLA", target={"dla_core": 0})
 
 
-def test_dla_with_tensorrt_11_0_to_11_2_is_refused():
-    refused(r"11\.0, 11\.1, 11\.2, which has no DLA support", model={"batch": [4, 4, 4]},
+def test_dla_with_tensorrt_11_0_to_11_4_0_is_refused():
+    refused(r"11\.0, 11\.1, 11\.2, 11\.3, 11\.4, which has no DLA on Jetson", model={"batch": [4, 4, 4]},
             target={"name": "jetson-orin", "tensorrt": ">=10.3", "dla_core": 0})
+
+
+def test_dla_returns_with_tensorrt_11_4_1_on_orin():
+    from edge_se.tensorrt.versions import has_dla_support
+
+    assert [has_dla_support(v) for v in ((10, 7), (11, 3, 0), (11, 4, 0, 6), (11, 4, 1, 2), (11, 5))] == [
+        True, False, False, True, True]
 
 
 def test_dla_with_dynamic_shapes_is_refused():

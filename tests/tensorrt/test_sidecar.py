@@ -116,3 +116,16 @@ def test_trtexec_reported_version_matches_the_bindings_full_version(tmp_path):
     path.write_bytes(b"x")
     write_sidecar(path, {"tensorrt_version": "10.3.0", "built_by": "trtexec"})
     check_sidecar(path, {**HERE, "tensorrt_version": "10.3.0.30"})
+
+
+def test_a_multi_architecture_rtx_build_runs_on_each_of_its_architectures(tmp_path):
+    """``--compute-capability 8.6 --compute-capability 8.9`` records "8.6,8.9" (build.py); each runs it."""
+    path = tmp_path / "desktop.engine"
+    path.write_bytes(b"plan")
+    write_sidecar(path, {**BUILT, "tensorrt_flavor": "tensorrt_rtx", "gpu_name": None, "compute_capability": "8.6,8.9",
+                         "engine_sha256": None})
+    here = {**HERE, "tensorrt_flavor": "tensorrt_rtx", "engine_sha256": None}
+    for cc in ("8.6", "8.9"):
+        check_sidecar(path, {**here, "compute_capability": cc})
+    with pytest.raises(EngineMismatchError, match=r"compute_capability: engine 8.6,8.9, here 12.0"):
+        check_sidecar(path, {**here, "compute_capability": "12.0"})

@@ -206,3 +206,13 @@ def test_the_stages_own_bundle_builds_with_a_shipped_recipe_and_the_matrix_finds
     assert side["onnx_artifact"] == source
     assert side["onnx_sha256"] == b.artifact(source)["files"][0]["sha256"]
     assert _engine_for(b, mode or "int8") == bundle / engine
+
+
+def test_the_runner_api_it_takes_exists_in_the_real_rtx_bindings(rtx):
+    """Every class and member the runner's path for RTX calls, looked up on the installed module."""
+    from edge_se.tensorrt import runner
+
+    groups = [runner.TRT_API["common"], runner.TRT_API[runner.api_path(rtx.version, rtx.flavor)]]
+    gaps = [f"{cls}.{m}" for g in groups for cls, members in g.items() for m in members
+            if not hasattr(getattr(rtx.module, cls, None), m)]
+    assert not gaps, gaps

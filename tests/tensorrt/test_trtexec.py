@@ -67,6 +67,8 @@ def test_calibrator_script_reads_the_calibration_cache_with_int8_and_fp16():
 def test_keep_gates_becomes_layer_precisions_on_classic_tensorrt():
     _, cmd = command(load_recipe("export/jetson-orin-int8.toml"), "10.3")
     assert "--precisionConstraints=obey" in cmd and "--layerPrecisions=/layer1/se/Sigmoid:fp32" in cmd
+    # and their output types, as the Python build sets both (issue 15)
+    assert "--layerOutputTypes=/layer1/se/Sigmoid:fp32" in cmd
 
 
 def test_dla_script_selects_the_core_and_allows_gpu_fallback():
