@@ -153,7 +153,7 @@ def calibration_inputs(
         if not Path(cache).is_file():
             raise CalibrationError(f"calibration cache {cache} does not exist")
         data = Path(cache).read_bytes()
-        check_cache(data, plan.calibrator or "entropy2", str(cache))
+        check_cache(data, plan.calibrator or "entropy2", str(cache), version=plan.tensorrt_version)
     batches, identity = None, (sha256_file(cache) if cache else None)
     if calib_set is not None:
         from edge_se.calibration.dataset import load_calibration_set
@@ -207,14 +207,19 @@ def write_trtexec_script(
     cmd = trtexec_command(plan, onnx=onnx_rel, engine=engine_name, calibration_cache=cache_rel,
                           float_layers=float_layers, timing_cache=timing)
     digest = artifact_sha256(bundle, plan.onnx_artifact, onnx_path)
-    stem = engine_name.removesuffix(".engine")
+    stem = engine_stem(engine_name)
     text = render_script(cmd, plan, target=recipe.target.name, recipe=str(recipe.path or recipe.name),
                          onnx_sha256=digest, name=stem)
     return write_script(folder, text, stem)
 
 
+def engine_stem(engine_name: str) -> str:
+    """``desktop-int8.engine`` -> ``desktop-int8`` (the script's and the cache's base name)."""
+    return engine_name[: -len(".engine")] if engine_name.endswith(".engine") else engine_name
+
+
 def calib_cache_name(engine_name: str) -> str:
-    return engine_name.removesuffix(".engine") + ".calibration.cache"
+    return engine_stem(engine_name) + ".calibration.cache"
 
 
 def script_only(bundle_root: str | Path, recipe: Recipe, version: Version) -> Path:

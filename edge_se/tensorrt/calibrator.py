@@ -34,11 +34,23 @@ def cache_header(data: bytes) -> tuple[str, str] | None:
     return (m.group(1), m.group(2)) if m else None
 
 
-def check_cache(data: bytes, algorithm: str, where: str) -> None:
-    """Refuse a cache written for another calibration algorithm (TensorRT would ignore it)."""
+def check_cache(data: bytes, algorithm: str, where: str, version: str | None = None) -> None:
+    """Refuse a cache written for another calibration algorithm, or (``version``: the TensorRT
+    that reads it, dotted) for another TensorRT version: TensorRT would ignore it and calibrate on
+    whatever data it has."""
+    from edge_se.tensorrt.versions import parse_version, version_number
+
     header = cache_header(data)
     if header is None:
         raise CalibrationError(f"{where} is not a TensorRT calibration cache (first line is not 'TRT-<ver>-<algo>')")
+    if version is not None:
+        want_number = version_number(parse_version(version)[:3])
+        if header[0] != want_number:
+            raise CalibrationError(
+                f"{where} was written for TensorRT {header[0]} (its header), this is TensorRT {version} "
+                f"(header {want_number}); TensorRT would ignore it. Re-run 'edge-se quantize BUNDLE --precision int8 "
+                f"--trt-cache-version {'.'.join(version.split('.')[:3])}'"
+            )
     want = ALGORITHMS[algorithm][1]
     if header[1] != want:
         raise CalibrationError(

@@ -29,12 +29,16 @@ def test_every_module_of_the_package_runs_on_python_3_8():
     assert run.returncode == 0 and "Target versions not met" not in run.stdout, run.stdout[-3000:]
 
 
+#: methods newer than 3.8 on values vermin cannot type (str.removesuffix 3.9, Path.is_relative_to 3.9, ...)
+_NEWER_METHODS = {"removesuffix", "removeprefix", "is_relative_to", "with_stem", "readlink", "hardlink_to",
+                  "bit_count", "is_junction"}
 _GENERICS = {"list", "dict", "tuple", "set", "frozenset", "type"}
 _TYPES = {"int", "float", "str", "bytes", "bool", "list", "dict", "tuple", "set", "frozenset", "type", "object"}
 
 
 def _runtime_bitor_of_types_or_dicts(tree: ast.AST) -> list[int]:
-    """``X | Y`` on types (PEP 604, 3.10) or dicts (3.9), and ``list[int]`` (3.9), evaluated at run time:
+    """``X | Y`` on types (PEP 604, 3.10) or dicts (3.9), ``list[int]`` (3.9) and methods such as
+    ``str.removesuffix`` (3.9), evaluated at run time:
     vermin's default check does not see them (its union-types feature also flags annotations, which
     never run here)."""
     skip: set[int] = set()
@@ -61,6 +65,8 @@ def _runtime_bitor_of_types_or_dicts(tree: ast.AST) -> list[int]:
             hits.append(node.lineno)
         elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in _GENERICS:
             hits.append(node.lineno)  # list[int] evaluated at run time (an alias, a cast): 3.9
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _NEWER_METHODS:
+            hits.append(node.lineno)
     return hits
 
 
@@ -73,8 +79,8 @@ def test_no_union_or_builtin_generic_is_evaluated_at_run_time():
 def test_the_union_check_sees_runtime_unions_and_not_annotations():
     code = ("def f(a: int | None) -> dict | None:\n    return isinstance(a, int | str)\n"
             "x = {'a': 1} | {'b': 2}\ny: str | None = None\nflags = 1 | 2\nAlias = dict[str, int]\n"
-            "z: list[int] = []\n")
-    assert sorted(_runtime_bitor_of_types_or_dicts(ast.parse(code))) == [2, 3, 6]
+            "z: list[int] = []\nstem = name.removesuffix('.engine')\n")
+    assert sorted(_runtime_bitor_of_types_or_dicts(ast.parse(code))) == [2, 3, 6, 8]
 
 
 def test_the_check_fails_on_newer_code(tmp_path):

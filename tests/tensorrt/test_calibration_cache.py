@@ -34,3 +34,11 @@ def test_cache_written_by_the_quantize_stage_is_readable():
 
     text = trt_cache.CalibrationCache.parse(CACHE.decode(), "c").to_text()
     assert cache_header(text.encode()) == ("8601", "MinMaxCalibration")
+
+
+def test_cache_for_another_tensorrt_version_is_refused_naming_the_fix():
+    """TensorRT ignores a cache whose header names another version (then calibrates on whatever it has)."""
+    check_cache(CACHE, "minmax", "c.cache", version="8.6.1.6")  # 8.6.1 reads TRT-8601
+    with pytest.raises(CalibrationError, match=r"written for TensorRT 8601 .* this is TensorRT 10\.3\.0\.26 "
+                                               r"\(header 100300\).*--trt-cache-version 10\.3\.0"):
+        check_cache(CACHE, "minmax", "c.cache", version="10.3.0.26")
