@@ -19,7 +19,7 @@ from edge_se.errors import ExecutionError, InputError
 #: TensorRT API used by the runner, per path ("v3": >= 10, "v2": 8.x).
 TRT_API: dict[str, dict[str, tuple[str, ...]]] = {
     "common": {
-        "Runtime": ("deserialize_cuda_engine",),
+        "Runtime": ("deserialize_cuda_engine", "num_DLA_cores", "DLA_core"),
         "ICudaEngine": ("create_execution_context", "num_io_tensors", "get_tensor_name", "get_tensor_mode",
                         "get_tensor_dtype", "get_tensor_profile_shape"),
         "TensorIOMode": ("INPUT", "OUTPUT"),
@@ -44,6 +44,16 @@ def api_path(version: tuple[int, ...], flavor: str = "tensorrt") -> str:
     """``v3`` (tensor addresses, execute_async_v3) from TensorRT 10 and on every TensorRT for RTX
     (versioned 1.x, with no bindings API at all), ``v2`` (bindings) on TensorRT 8.x."""
     return "v3" if flavor == "tensorrt_rtx" or version >= (10, 0) else "v2"
+
+
+def dla_core(sidecar: Mapping[str, Any] | None) -> int | None:
+    """The DLA core an engine was built for (``IRuntime.DLA_core`` before deserializing), from its sidecar."""
+    core = (sidecar or {}).get("dla_core")
+    if core is None:
+        return None
+    if isinstance(core, bool) or not isinstance(core, int) or core < 0:
+        raise InputError(f"engine sidecar dla_core must be a DLA core number, found {core!r:.20}")
+    return core
 
 
 class TensorRTRunner:
@@ -72,17 +82,21 @@ class TensorRTRunner:
             raise InputError(f"engine {self.engine_path} does not exist; build it with 'edge-se build BUNDLE --recipe RECIPE'")
         found = import_tensorrt(self.flavor, purpose="running a TensorRT engine")
         device = require_device("running a TensorRT engine")  # before any trt.Runtime
+        self.trt, self.path = found.module, api_path(found.version, found.flavor)
+        self._log: list[str] = []
+        self._runtime = self.trt.Runtime(_logger(self.trt, self._log))
         if self.check:
             here = {
                 "tensorrt_version": found.version_text, "tensorrt_flavor": found.flavor,
                 "compute_capability": device.compute_capability, "gpu_name": device.name,
                 "cuda_version": device.cuda_version, "driver_version": device.driver_version,
                 "engine_sha256": sha256_file(self.engine_path),
+                "dla_cores": int(getattr(self._runtime, "num_DLA_cores", 0) or 0),  # the sidecar's DLA check
             }
             self.sidecar = check_sidecar(self.engine_path, here)
-        self.trt, self.path = found.module, api_path(found.version, found.flavor)
-        self._log: list[str] = []
-        self._runtime = self.trt.Runtime(_logger(self.trt, self._log))
+        core = dla_core(self.sidecar)
+        if core is not None:  # a DLA engine deserializes onto the core it was built for
+            self._runtime.DLA_core = core
         self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self._engine is None:
             raise InputError(f"TensorRT {found.version_text} could not load {self.engine_path}: {' | '.join(self._log)}")

@@ -129,3 +129,20 @@ def test_a_multi_architecture_rtx_build_runs_on_each_of_its_architectures(tmp_pa
         check_sidecar(path, {**here, "compute_capability": cc})
     with pytest.raises(EngineMismatchError, match=r"compute_capability: engine 8.6,8.9, here 12.0"):
         check_sidecar(path, {**here, "compute_capability": "12.0"})
+
+
+def test_the_runner_puts_a_dla_engine_on_its_core_and_collects_this_devices_cores():
+    """Decision code of TensorRTRunner.activate (GPU-only otherwise): the core comes from the sidecar,
+    and the runner passes IRuntime.num_DLA_cores as ``dla_cores`` so the sidecar's DLA check runs."""
+    import inspect
+
+    from edge_se.errors import InputError
+    from edge_se.tensorrt import runner
+
+    assert runner.dla_core({**BUILT, "dla_core": 1}) == 1 and runner.dla_core(BUILT) is None
+    assert runner.dla_core(None) is None
+    with pytest.raises(InputError, match="dla_core must be a DLA core number"):
+        runner.dla_core({"dla_core": "0"})
+    source = inspect.getsource(runner.TensorRTRunner.activate)
+    assert '"dla_cores": int(getattr(self._runtime, "num_DLA_cores"' in source
+    assert source.index("self._runtime.DLA_core = core") < source.index("deserialize_cuda_engine")
