@@ -193,12 +193,18 @@ def write_trtexec_script(
     onnx_rel = os.path.relpath(onnx_path, folder)
     cache_rel = None
     if plan.calibrator:
-        # The cache this build wrote, else the INT8 stage's cache in the bundle (same algorithm).
+        # The cache this build wrote, else the INT8 stage's cache in the bundle; trtexec gets the
+        # same scales under the header its own (Entropy2) calibrator reads for this version.
+        from edge_se.tensorrt.calibrator import for_trtexec
+
         cache = folder / calib_cache_name(engine_name)
         staged = bundle.find(format=TENSORRT_CALIBRATION_CACHE)
         if not cache.is_file() and staged:
-            cache = artifact_file(bundle, staged[0])
-        cache_rel = os.path.relpath(cache, folder)
+            cache = bundle.verify(staged[0])
+        if cache.is_file():
+            copy = folder / trtexec_cache_name(engine_name)
+            atomic_write_bytes(copy, for_trtexec(cache.read_bytes(), plan.tensorrt_version, str(cache)))
+            cache_rel = os.path.relpath(copy, folder)
     # The script runs on the device, maybe from a copy of the bundle: its timing cache lives beside it.
     # (Quoted in the script like every value; here it must be one file name, not '..'.)
     timing = Path(plan.timing_cache).name if plan.timing_cache else None
@@ -220,6 +226,11 @@ def engine_stem(engine_name: str) -> str:
 
 def calib_cache_name(engine_name: str) -> str:
     return engine_stem(engine_name) + ".calibration.cache"
+
+
+def trtexec_cache_name(engine_name: str) -> str:
+    """The cache the trtexec script reads (the build's scales under trtexec's Entropy2 header)."""
+    return engine_stem(engine_name) + ".trtexec.calibration.cache"
 
 
 def script_only(bundle_root: str | Path, recipe: Recipe, version: Version) -> Path:

@@ -59,6 +59,28 @@ def check_cache(data: bytes, algorithm: str, where: str, version: str | None = N
         )
 
 
+#: the calibrator trtexec builds with (``RndInt8Calibrator : IInt8EntropyCalibrator2`` in its
+#: sampleEngines.cpp since TensorRT 8): it reads a ``--calib`` cache only under this header
+TRTEXEC_ALGORITHM = "entropy2"
+
+
+def for_trtexec(data: bytes, version: str, where: str) -> bytes:
+    """The same scales under the header trtexec's calibrator reads for TensorRT ``version``.
+
+    TensorRT takes a cache only when its header names the calibrator's algorithm and the running
+    version; trtexec's calibrator is Entropy2 whatever the recipe says, so a MinMax cache (or one
+    for another version) would be ignored and trtexec would calibrate on random data. The per-tensor
+    scales below the header are what the build uses either way.
+    """
+    from edge_se.tensorrt.versions import parse_version, version_number
+
+    if cache_header(data) is None:
+        raise CalibrationError(f"{where} is not a TensorRT calibration cache (first line is not 'TRT-<ver>-<algo>')")
+    body = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    number = version_number(parse_version(version)[:3])
+    return f"TRT-{number}-{ALGORITHMS[TRTEXEC_ALGORITHM][1]}\n".encode("ascii") + body
+
+
 def make_calibrator(
     trt: Any,
     algorithm: str,

@@ -111,6 +111,12 @@ def _adapted(recipe: Path, dest: Path, calib_spec: Path, policy: str | None = No
     return path, data
 
 
+def _header_number(dotted: str) -> str:
+    from edge_se.tensorrt.versions import parse_version, version_number
+
+    return version_number(parse_version(dotted))
+
+
 def _lowest_version(tensorrt_range: str) -> str:
     return re.search(r">=\s*(\d+\.\d+)", tensorrt_range).group(1)
 
@@ -160,8 +166,13 @@ def test_build_script_for_every_shipped_recipe_names_real_files_and_the_recorded
         owner = next(rec for rec in m["artifacts"].values() if any(f["path"] == rel for f in rec["files"]))
         assert any(f["sha256"] == digest for f in owner["files"])
     calib = [a.split("=", 1)[1] for a in args if a.startswith("--calib=")]
-    for c in calib:  # seam 1: the cache the quantize stage wrote, under the format it recorded
-        assert (bundle / c).is_file() and m["artifacts"][c]["format"] == vocab.TENSORRT_CALIBRATION_CACHE
+    stage_cache = [n for n, rec in m["artifacts"].items() if rec["format"] == vocab.TENSORRT_CALIBRATION_CACHE]
+    for c in calib:  # seam 1: the scales the quantize stage wrote, found under the format it recorded,
+        # given to trtexec under the header its Entropy2 calibrator reads for this TensorRT version
+        head, _, body = (bundle / c).read_text().partition("\n")
+        assert stage_cache and body == (bundle / stage_cache[0]).read_text().partition("\n")[2]
+        version = _lowest_version(data["target"]["tensorrt"])
+        assert head.endswith("-EntropyCalibration2") and head.startswith(f"TRT-{_header_number(version)}-")
     mode = data["precision"]["mode"]
     if mode == "int8" and "--int8" in args and onnx[0] == "model.onnx":
         assert calib, "an INT8 calibrator build must name the stage's calibration cache"
