@@ -165,12 +165,18 @@ def render_script(
         + shlex.quote(engine + ".trtexec.log"),
         "test \"${PIPESTATUS[0]}\" -eq 0",
         f"TRT_VERSION=$(sed -n 's/.*TensorRT version: \\([0-9.]*\\).*/\\1/p' {shlex.quote(engine + '.trtexec.log')} | head -n1)",
+        # the device trtexec built on (its "=== Device Information ===" lines), for the sidecar's
+        # GPU check; only letters, digits, spaces and ._- reach the JSON
+        f"GPU_NAME=$(sed -n 's/.*Selected Device: //p' {shlex.quote(engine + '.trtexec.log')} | head -n1 | tr -cd 'A-Za-z0-9 ._-')",
+        f"COMPUTE_CAPABILITY=$(sed -n 's/.*Compute Capability: \\([0-9.]*\\).*/\\1/p' {shlex.quote(engine + '.trtexec.log')} | head -n1)",
         f"cat > {shlex.quote(engine + '.json')} <<EOF",
         "{",
         '  "format": "edge-se-engine",',
         '  "format_version": 1,',
         '  "built_by": "trtexec",',
         '  "tensorrt_version": "${TRT_VERSION}",',
+        '  "gpu_name": "${GPU_NAME}",',
+        '  "compute_capability": "${COMPUTE_CAPABILITY}",',
         f'  "target": "{target}",',
         f'  "precision_path": "{plan.path}",',
         f'  "dla_core": {"null" if plan.dla_core is None else plan.dla_core},',

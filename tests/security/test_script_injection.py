@@ -131,6 +131,9 @@ for a in "$@"; do
   case "$a" in --saveEngine=*) printf 'fake engine' > "${a#--saveEngine=}" ;; esac
 done
 echo "[I] TensorRT version: 10.3.0"
+echo "[I] Selected Device: Orin\"; touch PWNED; \$(touch PWNED)"
+echo "[I] Selected Device ID: 0"
+echo "[I] Compute Capability: 8.7"
 """
 
 
@@ -173,4 +176,6 @@ def test_benign_script_is_valid_bash_and_passes_every_value_as_one_argument(work
     assert no_pwned(tmp)
     side = json.loads((bundle.root / "orin-fp16.engine.json").read_text())
     assert side["tensorrt_version"] == "10.3.0" and side["target"] == "jetson-orin"
+    # the device from trtexec's log, reduced to plain characters (a hostile name is data, never JSON or code)
+    assert side["compute_capability"] == "8.7" and side["gpu_name"] == "Orin touch PWNED touch PWNED"
     assert side["onnx_sha256"] == bundle.artifacts["model.onnx"]["files"][0]["sha256"]
