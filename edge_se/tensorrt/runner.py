@@ -109,6 +109,22 @@ class TensorRTRunner:
             (self.inputs if is_in else self.outputs).append(name)
         return self
 
+    def sibling(self) -> "TensorRTRunner":
+        """Another runner on this activated runner's engine, with its own execution context, stream
+        and buffers: one deserialized engine, many contexts (an engine may be shared across threads,
+        a context may not; the bindings keep the engine alive while a context uses it)."""
+        from edge_se.tensorrt.cuda import Stream
+
+        if self._engine is None:
+            raise InputError("TensorRTRunner.sibling called before activate()")
+        other = TensorRTRunner(self.engine_path, check_sidecar=False, flavor=self.flavor)
+        other.trt, other.path, other._log, other.sidecar = self.trt, self.path, self._log, self.sidecar
+        other._runtime, other._engine = self._runtime, self._engine
+        other._context = self._engine.create_execution_context()
+        other._stream = Stream()
+        other.inputs, other.outputs = list(self.inputs), list(self.outputs)
+        return other
+
     def deactivate(self) -> None:
         for buf in self._buffers.values():
             buf.free()

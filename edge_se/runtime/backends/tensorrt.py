@@ -2,7 +2,8 @@
 
 An execution context is not thread-safe, so the adapter keeps a pool of activated runners (one
 context each), created on demand up to ``max_contexts`` and lent to one thread at a time. The
-first runner checks the engine's sidecar against this machine; the others reuse that check.
+first runner deserializes the engine and checks its sidecar against this machine; the others are
+contexts on that same engine (``TensorRTRunner.sibling``), so the engine is in memory once.
 Engine files are code-like (plugins run native code): load only engines from a trusted source.
 Not verified on a GPU here (no GPU on the development machine); its tests are marked ``gpu``.
 """
@@ -61,7 +62,11 @@ class TensorRTBackend:
         return TensorSpec(name, shape, dtype, (int(lo[0]), int(hi[0])))
 
     def _new_runner(self, check_sidecar: bool = False):
-        runner = self._cls(self.path, check_sidecar=check_sidecar).activate()
+        """The first runner deserializes the engine (and checks its sidecar); the others are its
+        siblings: a context each on that one engine, never another copy of it in device memory."""
+        with self._lock:
+            first = self._all[0] if self._all else None
+        runner = first.sibling() if first is not None else self._cls(self.path, check_sidecar=check_sidecar).activate()
         with self._lock:
             self._all.append(runner)
         return runner
@@ -87,6 +92,6 @@ class TensorRTBackend:
                 "contexts": len(self._all), "max_contexts": self.max_contexts}
 
     def close(self) -> None:
-        for runner in self._all:
+        for runner in reversed(self._all):  # the siblings' contexts before the engine's owner
             runner.deactivate()
         self._all.clear()
