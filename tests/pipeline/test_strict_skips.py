@@ -40,3 +40,14 @@ def test_a_bare_tensorrt_folder_is_not_tensorrt(tmp_path, monkeypatch):
     assert not installed("tensorrt")
     with pytest.raises(MissingDependencyError, match="pip install 'edge-se\\[tensorrt\\]'"):
         import_tensorrt("tensorrt")
+
+
+def test_an_installed_namespace_package_counts(tmp_path, monkeypatch):
+    """executorch ships without an __init__.py: under site-packages it is installed, elsewhere not."""
+    from edge_se.runtime.backends.probe import installed
+
+    (tmp_path / "lib" / "site-packages" / "edge_se_ns_probe").mkdir(parents=True)
+    (tmp_path / "work" / "edge_se_ns_bare").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(tmp_path / "lib" / "site-packages"))
+    monkeypatch.syspath_prepend(str(tmp_path / "work"))
+    assert installed("edge_se_ns_probe") and not installed("edge_se_ns_bare")

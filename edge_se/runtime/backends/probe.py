@@ -9,21 +9,29 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.util
+from pathlib import Path
 
 from edge_se.errors import MissingDependencyError, missing_extra
 
 
 def installed(package: str) -> bool:
-    """True when ``package`` is an installed module or regular package (checked without importing it).
+    """True when ``package`` is installed (checked without importing it).
 
-    A bare folder of that name on ``sys.path`` (a ``tensorrt/`` folder in the working directory,
-    or pytest's ``tests/tensorrt``) is a namespace package with no code: it does not count.
+    A namespace package (no ``__init__.py``) counts only where pip or the OS installed it, under a
+    ``site-packages``/``dist-packages`` folder (``executorch`` is one): a bare folder of that name
+    elsewhere on ``sys.path`` (a ``tensorrt/`` folder in the working directory, or pytest's
+    ``tests/tensorrt``) holds no bindings and does not count.
     """
     try:
         spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         return False
-    return spec is not None and spec.origin not in (None, "namespace")
+    if spec is None:
+        return False
+    if spec.origin not in (None, "namespace"):
+        return True
+    return any(part in ("site-packages", "dist-packages") for loc in (spec.submodule_search_locations or [])
+               for part in Path(loc).parts)
 
 
 @functools.lru_cache(maxsize=1)
