@@ -88,11 +88,10 @@ class ModelRecord:
     reference_backend: str  # "pytorch", or "onnxruntime" for a bundle imported from ONNX
 
 
-def _need(record: Mapping[str, Any], key: str, kind: type | tuple[type, ...], field_name: str, where: str) -> Any:
+def _need(record: Mapping[str, Any], key: str, kind: type, field_name: str, where: str) -> Any:
     value = record.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind in (int, float, (int, float)):
-        want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise BundleError(f"{where}: {field_name}.{key} must be a {want}, found {value!r:.60}; re-create the bundle")
+    if not isinstance(value, kind):
+        raise BundleError(f"{where}: {field_name}.{key} must be a {kind.__name__}, found {value!r:.60}; re-create the bundle")
     return value
 
 

@@ -311,9 +311,14 @@ def run_matrix(
     from_onnx = is_onnx_import(bundle)
     with progress.stage(f"Loading the {'ONNX Runtime' if from_onnx else 'PyTorch'} reference and the data"):
         data = evaluation_data(bundle, spec, images=images, labels=labels, digits=digits, limit=limit, seed=seed)
-        module = None if from_onnx else reference_module(bundle, reference)
-        run_ref, ref_desc = reference_runner(bundle, reference) if from_onnx else (None, f"PyTorch ({bundle.manifest['model'].get('spec')})")
-        ref = run_batched(run_ref, data.x, CHUNK) if from_onnx else _torch_outputs(module, data.x)
+        if from_onnx:  # no PyTorch model: ONNX Runtime FP32 on the imported file
+            module = None
+            run_ref, ref_desc = reference_runner(bundle, reference)
+            ref = run_batched(run_ref, data.x, CHUNK)
+        else:
+            module = reference_module(bundle, reference)
+            ref_desc = f"PyTorch ({bundle.manifest['model'].get('spec')})"
+            ref = _torch_outputs(module, data.x)
     ref_accuracy = _accuracy(ref[0], data.y)
     with progress.stage("Preparing the artifacts"):
         variants, notes = make_variants(bundle, precisions, policies, data, out_dir)
