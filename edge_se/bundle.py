@@ -610,6 +610,50 @@ class Bundle:
             raise BundleError(f"artifact file {path} is missing; the stage that writes it did not finish")
         return {"path": rel, "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
+    def subset(self, root: str | os.PathLike[str], names: Sequence[str]) -> "Bundle":
+        """A new bundle at ``root`` (a missing or empty folder) holding only the artifacts ``names``.
+
+        Its manifest keeps this one's header (model, preprocessing, labels, tools) and no checks.
+        Every file copied (the artifacts' files, the labels file, an imported ONNX reference) is
+        sha256-checked first, then hard-linked, or copied where linking fails. Stages run on the
+        subset exactly as on a bundle of their own.
+        """
+        root = Path(root)
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise BundleError(f"{root} exists and is not an empty folder; pass a new folder for the bundle subset")
+        header = {k: v for k, v in self.manifest.items() if k not in ("artifacts", "checks", "timings")}
+        sub = Bundle(root, json.loads(json.dumps({**header, "artifacts": {}, "checks": []})))
+        entries = [e for n in names for e in self.artifact(n)["files"]]
+        reference = (self.manifest.get("model") or {}).get("reference")
+        for extra in (self.manifest.get("labels"), reference.get("entry") if isinstance(reference, dict) else None):
+            if isinstance(extra, dict):
+                entries.append(extra)
+        made = not root.exists()
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            for entry in entries:
+                src = self.verify_file(entry)
+                dst = confined_path(root, entry["path"], "file")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copy2(src, dst)
+            for n in names:
+                sub.artifacts[n] = json.loads(json.dumps(self.artifacts[n]))
+            sub.save()
+        except BaseException:  # leave nothing half-made: the folder was missing or empty before
+            if made:
+                shutil.rmtree(root, ignore_errors=True)
+            else:
+                for p in root.iterdir():
+                    if p.is_dir() and not p.is_symlink():
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        p.unlink()
+            raise
+        return sub
+
     # -- writing -------------------------------------------------------------------------
     @contextlib.contextmanager
     def writing(self) -> Iterator["Bundle"]:

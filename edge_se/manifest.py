@@ -44,6 +44,16 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a model file: name, shape (``"batch"`` or another name for a dynamic
+    axis) and dtype."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
 class PrecisionDecision:
     """What a reduced-precision file keeps in float (the quantize stage's decision) and how much is INT8."""
 
@@ -52,6 +62,8 @@ class PrecisionDecision:
     kept_nodes: tuple[str, ...]
     int8_mac_share: float | None
     budget_met: bool | None
+    budget_misses: tuple[str, ...] = ()
+    budget: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -66,13 +78,19 @@ class ArtifactRecord:
     backend: str | None
     files: tuple[FileEntry, ...]
     decision: PrecisionDecision | None
+    #: the precision policy a quantize stage applied (``all``, ``keep-gates``, ``auto``, ...)
+    policy: str | None = None
+    #: the model's inputs and outputs (``None``: the record has none, e.g. a calibration cache or
+    #: an engine, whose are its ONNX's: :attr:`onnx_artifact`)
+    inputs: tuple[TensorSpec, ...] | None = None
+    outputs: tuple[TensorSpec, ...] | None = None
+    #: the ONNX artifact a calibration cache was written for, or an engine was built from
+    for_onnx: str | None = None
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
     def input_name(self) -> str | None:
-        inputs = self.raw.get("inputs")
-        first = inputs[0] if isinstance(inputs, list) and inputs else None
-        return str(first["name"]) if isinstance(first, dict) and isinstance(first.get("name"), str) else None
+        return self.inputs[0].name if self.inputs else None
 
 
 @dataclass(frozen=True)
@@ -112,10 +130,30 @@ def precision_decision(record: Mapping[str, Any] | None, where: str = "manifest"
     if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1):
         raise BundleError(f"{where}: {f}.int8_mac_share must be a fraction 0..1, found {share!r:.40}")
     met = decision.get("budget_met")
+    misses = decision.get("budget_misses") or []
+    budget = decision.get("budget") or {}
+    if not isinstance(misses, list) or not isinstance(budget, dict):
+        raise BundleError(f"{where}: {f}.budget_misses must be a list and {f}.budget a table; re-create the bundle")
     return PrecisionDecision(policy=decision.get("policy") if isinstance(decision.get("policy"), str) else None,
                              kept_blocks=tuple(b["name"] for b in blocks), kept_nodes=tuple(str(n) for n in nodes),
                              int8_mac_share=None if share is None else float(share),
-                             budget_met=met if isinstance(met, bool) else None)
+                             budget_met=met if isinstance(met, bool) else None,
+                             budget_misses=tuple(str(m) for m in misses), budget=dict(budget))
+
+
+def _tensor_specs(record: Mapping[str, Any], key: str, f: str, where: str) -> tuple[TensorSpec, ...] | None:
+    specs = record.get(key)
+    if specs is None:
+        return None
+    ok = isinstance(specs, list) and all(
+        isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("dtype"), str)
+        and isinstance(t.get("shape"), list)
+        and all(isinstance(d, str) or (isinstance(d, int) and not isinstance(d, bool)) for d in t["shape"])
+        for t in specs)
+    if not ok:
+        raise BundleError(f"{where}: {f}.{key} must be a list of tensors with name, shape and dtype, found "
+                          f"{specs!r:.80}; re-create the bundle")
+    return tuple(TensorSpec(t["name"], tuple(t["shape"]), t["dtype"]) for t in specs)
 
 
 def artifact_record(name: str, record: Any, where: str = "manifest") -> ArtifactRecord:
@@ -140,11 +178,18 @@ def artifact_record(name: str, record: Any, where: str = "manifest") -> Artifact
     if record["format"] not in ARTIFACT_FORMATS:
         raise BundleError(f"{where}: {f}.format {record['format']!r} is not one of {', '.join(ARTIFACT_FORMATS)} "
                             "(a manifest from another edge-se version?); re-create the bundle")
-    stage, backend = record.get("stage"), record.get("backend")
+    stage, backend, policy = record.get("stage"), record.get("backend"), record.get("policy")
+    plan = record.get("plan")
+    for_onnx = record.get("for_onnx") or (plan.get("onnx_artifact") if isinstance(plan, dict) else None)
+    if for_onnx is not None and not isinstance(for_onnx, str):
+        raise BundleError(f"{where}: {f} names its ONNX artifact as {for_onnx!r:.40}, not a name; re-create it")
     return ArtifactRecord(name=name, path=record["path"], format=record["format"], precision=record["precision"],
                           stage=stage if isinstance(stage, str) else None,
                           backend=backend if isinstance(backend, str) else None, files=tuple(entries),
-                          decision=precision_decision(record, where, f), raw=record)
+                          decision=precision_decision(record, where, f),
+                          policy=policy if isinstance(policy, str) else None,
+                          inputs=_tensor_specs(record, "inputs", f, where),
+                          outputs=_tensor_specs(record, "outputs", f, where), for_onnx=for_onnx, raw=record)
 
 
 def model_record(model: Any, where: str = "manifest") -> ModelRecord:

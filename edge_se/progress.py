@@ -28,6 +28,7 @@ logger = logging.getLogger("edge_se")
 console = Console(stderr=True, highlight=False)
 _silenced = False
 _cli_active = False
+_live = 0  # spinners/bars drawn now: rich draws one at a time, so an inner stage only logs
 
 
 class ConsoleHandler(logging.Handler):
@@ -87,7 +88,17 @@ def info(message: str) -> None:
 
 
 def _animate() -> bool:
-    return _cli_active and enabled() and console.is_terminal
+    return _cli_active and enabled() and console.is_terminal and _live == 0
+
+
+@contextlib.contextmanager
+def _drawing() -> Iterator[None]:
+    global _live
+    _live += 1
+    try:
+        yield
+    finally:
+        _live -= 1
 
 
 @contextlib.contextmanager
@@ -99,7 +110,7 @@ def stage(title: str) -> Iterator[dict]:
     state: dict = {}
     t0 = time.perf_counter()
     if _animate():
-        with console.status(f"{title} ..."):
+        with _drawing(), console.status(f"{title} ..."):
             yield state
     else:
         yield state
@@ -113,7 +124,7 @@ def track(items: Sequence[T], description: str) -> Iterator[T]:
         yield from items
         return
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with _drawing(), Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(description, total=len(items))
         for item in items:
             yield item

@@ -35,7 +35,8 @@ def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--digits", action="store_true", help="measure accuracy on digits-hard (the digits nets)")
     g.add_argument("--precisions", type=split_csv, metavar="LIST", help=f"subset of {','.join(PRECISIONS)} (default: all)")
     g.add_argument("--policies", type=split_csv, metavar="LIST",
-                   help=f"INT8 precision policies, subset of {','.join(POLICIES)} (default: all)")
+                   help=f"INT8 precision policies, subset of {','.join(POLICIES)} (default: all); a file the "
+                        "bundle lacks is made by the quantize stage with its defaults, in the report folder")
     g.add_argument("--backends", type=split_csv, metavar="LIST",
                    help=f"subset of {','.join(BACKENDS)} (default: ort; ov is OpenVINO, which adds bf16 rows)")
     g.add_argument("--out", metavar="DIR", help="report folder (default: BUNDLE/report)")

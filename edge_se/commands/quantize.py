@@ -181,12 +181,12 @@ def _print(bundle, added: list[str], as_json: bool) -> None:
         rows.append(row)
     kept, share, budget = {}, {}, {}
     for name in added:
-        k = bundle.artifact(name).get("kept_in_float")
-        if k:
-            kept[name] = [b["name"] for b in k["kept_in_float"]]
-            share[name] = k.get("int8_mac_share")
-            if "budget_met" in k:
-                budget[name] = {"met": k["budget_met"], "misses": k.get("budget_misses", []), **k.get("budget", {})}
+        d = bundle.record(name).decision
+        if d is not None:
+            kept[name] = list(d.kept_blocks)
+            share[name] = d.int8_mac_share
+            if d.budget_met is not None:
+                budget[name] = {"met": d.budget_met, "misses": list(d.budget_misses), **d.budget}
     if as_json:
         print(json.dumps({"bundle": str(bundle.root), "added": added, "kept_in_float": kept, "int8_mac_share": share,
                           "budget": budget, "checks": rows}, indent=2))

@@ -288,30 +288,30 @@ def _from_bundle(root, backend, precision, artifact, preprocessing, labels, veri
 
 def _pick(bundle: Bundle, backend: str, precision: str | None, notes: list[str], artifact: str | None = None) -> str:
     if artifact is not None:  # named: it must agree with a precision given too
-        have = bundle.artifact(artifact).get("precision")
+        have = bundle.record(artifact).precision
         if precision is not None and have != precision:
             raise InputError(
                 f"precision {precision} contradicts artifact {artifact}, which is {have or 'of unknown precision'} "
                 f"(--precision {precision} with --artifact {artifact}); pass only one of them"
             )
         return artifact
-    found = {n: r for n, r in bundle.artifacts.items() if runs_on(file_kind(n) or "", backend)}
+    found = {n: bundle.record(n) for n in bundle.artifacts if runs_on(file_kind(n) or "", backend)}
     if not found:
         have = ", ".join(sorted(bundle.artifacts)) or "none"
         extra = {"tensorrt": " (build one with 'edge-se build BUNDLE --recipe RECIPE' on the device)"}.get(backend, "")
         raise BundleError(f"bundle {bundle.root} has no artifact for the {backend} backend{extra} (it has: {have})")
     if precision is None and backend == "tensorrt":
         for p in _ENGINE_PREFERENCE:
-            names = sorted(n for n, r in found.items() if r.get("precision") == p)
+            names = sorted(n for n, r in found.items() if r.precision == p)
             if names:
                 if len(found) > 1:
                     notes.append(f"several engines in the bundle: chose {names[0]} ({p}); pass precision= to choose")
                 return names[0]
         return sorted(found)[0]
     wanted = precision or "fp32"
-    names = sorted(n for n, r in found.items() if r.get("precision") == wanted)
+    names = sorted(n for n, r in found.items() if r.precision == wanted)
     if not names:
-        have = ", ".join(f"{n} ({r.get('precision')})" for n, r in sorted(found.items()))
+        have = ", ".join(f"{n} ({r.precision})" for n, r in sorted(found.items()))
         raise BundleError(f"bundle {bundle.root} has no {wanted} artifact for the {backend} backend (it has: {have})")
     if len(names) > 1:
         # Two INT8 ONNX files: each backend runs the one measured fastest on it (INT8_FILE_PREFERENCE).

@@ -145,18 +145,19 @@ class _Choice:
 def _choose(bundle: Bundle, opts: DeepStreamOptions) -> _Choice:
     """Which ONNX, engine, precision and calibration cache the config names."""
     if opts.engine:
-        record = bundle.artifact(opts.engine)
-        if record.get("format") != mf.TENSORRT_ENGINE:
-            raise InputError(f"--engine {opts.engine}: artifact is format {record.get('format')!r}, not a TensorRT "
+        typed = bundle.record(opts.engine)
+        if typed.format != mf.TENSORRT_ENGINE:
+            raise InputError(f"--engine {opts.engine}: artifact is format {typed.format!r}, not a TensorRT "
                              "engine; build one with 'edge-se build BUNDLE --recipe ...'")
-        onnx = (record.get("plan") or {}).get("onnx_artifact")
-        if not isinstance(onnx, str) or onnx not in bundle.artifacts:
+        record = bundle.artifact(opts.engine)
+        onnx = typed.for_onnx
+        if onnx is None or onnx not in bundle.artifacts:
             raise BundleError(f"artifact {opts.engine}: plan.onnx_artifact {onnx!r} names no artifact of the bundle; "
                               "rebuild the engine")
         if opts.onnx and opts.onnx != onnx:
             raise InputError(f"--onnx {opts.onnx}: engine {opts.engine} was built from {onnx}; drop --onnx or pass "
                              f"--onnx {onnx}")
-        precision = record.get("precision")
+        precision = typed.precision
         if precision not in PRECISIONS:
             raise BundleError(f"artifact {opts.engine}: precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         if opts.precision and opts.precision != precision:
@@ -173,15 +174,15 @@ def _choose(bundle: Bundle, opts: DeepStreamOptions) -> _Choice:
     if onnx is None:
         precision = precision or "fp32"
         onnx = mf.TRT_QDQ_ARTIFACT if precision == "int8" and mf.TRT_QDQ_ARTIFACT in bundle.artifacts else "model.onnx"
-    record = bundle.artifact(onnx)
-    if record.get("format") != mf.ONNX:
-        raise InputError(f"--onnx {onnx}: artifact is format {record.get('format')!r}, not ONNX; nvinfer builds "
+    record = bundle.record(onnx)
+    if record.format != mf.ONNX:
+        raise InputError(f"--onnx {onnx}: artifact is format {record.format!r}, not ONNX; nvinfer builds "
                          "engines from ONNX files (use --engine for a TensorRT engine)")
-    if record.get("precision") == "int8" and not _is_qdq(bundle, onnx):
+    if record.precision == "int8" and not _is_qdq(bundle, onnx):
         raise InputError(f"--onnx {onnx} is the CPU INT8 file (integer operators TensorRT cannot build); use "
                          f"{mf.TRT_QDQ_ARTIFACT}, the TensorRT-ready Q/DQ file")
-    if record.get("precision") not in (None, "fp32", "int8"):
-        raise InputError(f"--onnx {onnx} is a {record.get('precision')} file; nvinfer feeds float32 input, so give it "
+    if record.precision not in ("fp32", "int8"):
+        raise InputError(f"--onnx {onnx} is a {record.precision} file; nvinfer feeds float32 input, so give it "
                          "model.onnx and --precision fp16 (TensorRT builds the FP16 engine itself)")
     if _is_qdq(bundle, onnx):
         if precision not in (None, "int8"):
@@ -197,46 +198,45 @@ def _choose(bundle: Bundle, opts: DeepStreamOptions) -> _Choice:
 
 
 def _is_qdq(bundle: Bundle, onnx: str) -> bool:
-    record = bundle.artifact(onnx)
-    return record.get("precision") == "int8" and (onnx == mf.TRT_QDQ_ARTIFACT or record.get("backend") == "tensorrt")
+    record = bundle.record(onnx)
+    return record.precision == "int8" and (onnx == mf.TRT_QDQ_ARTIFACT or record.backend == "tensorrt")
 
 
 def _cache_for(bundle: Bundle, onnx: str) -> str | None:
     """The calibration cache artifact written for ``onnx`` (the quantize stage names its ONNX)."""
     for name in bundle.find(format=mf.TENSORRT_CALIBRATION_CACHE):
-        if bundle.artifact(name).get("for_onnx") == onnx:
+        if bundle.record(name).for_onnx == onnx:
             return name
     return None
 
 
 def _io(bundle: Bundle, onnx: str, batch_size: int) -> tuple[dict[str, Any], list[str], bool]:
     """The one image input's spec, the output names, and whether the outputs look like a classifier's."""
-    record = bundle.artifact(onnx)
-    inputs, outputs = record.get("inputs"), record.get("outputs")
-    if not isinstance(inputs, list) or not isinstance(outputs, list) or not outputs:
+    record = bundle.record(onnx)
+    inputs, outputs = record.inputs, record.outputs
+    if not inputs or not outputs:
         raise BundleError(f"artifact {onnx}: manifest has no inputs/outputs; re-export the bundle")
     if len(inputs) != 1:
         raise InputError(f"artifact {onnx} has {len(inputs)} inputs; nvinfer feeds one image input (use a "
                          "custom nvdspreprocess or Triton for multi-input models)")
-    spec = inputs[0]
-    shape = spec.get("shape")
-    if not isinstance(shape, list) or len(shape) != 4 or not all(isinstance(d, int) and d > 0 for d in shape[1:]):
-        raise InputError(f"artifact {onnx} input {spec.get('name')!r}: shape {shape!r} is not [batch, C, H, W] with "
+    t = inputs[0]
+    shape = list(t.shape)
+    if len(shape) != 4 or not all(isinstance(d, int) and d > 0 for d in shape[1:]):
+        raise InputError(f"artifact {onnx} input {t.name!r}: shape {shape!r} is not [batch, C, H, W] with "
                          "fixed C, H, W; nvinfer needs a fixed-size NCHW image input")
-    if spec.get("dtype") != "float32":
-        raise InputError(f"artifact {onnx} input {spec.get('name')!r} is {spec.get('dtype')}; nvinfer feeds float32")
+    if t.dtype != "float32":
+        raise InputError(f"artifact {onnx} input {t.name!r} is {t.dtype}; nvinfer feeds float32")
     if isinstance(shape[0], int) and shape[0] != batch_size:
         raise InputError(f"--batch-size {batch_size}: artifact {onnx} has a static batch of {shape[0]}; pass "
                          f"--batch-size {shape[0]} or re-export with a dynamic batch")
     names = []
     for out in outputs:
-        name = out.get("name")
-        if not isinstance(name, str) or not BLOB_RE.match(name):
-            raise InputError(f"artifact {onnx} output name {name!r} cannot go into nvinfer's output-blob-names "
+        if not BLOB_RE.match(out.name):
+            raise InputError(f"artifact {onnx} output name {out.name!r} cannot go into nvinfer's output-blob-names "
                              "(letters, digits and _ . : / - only); re-export with --output-names")
-        names.append(name)
-    classifier = len(outputs) == 1 and isinstance(outputs[0].get("shape"), list) and len(outputs[0]["shape"]) == 2
-    return spec, names, classifier
+        names.append(out.name)
+    classifier = len(outputs) == 1 and len(outputs[0].shape) == 2
+    return {"name": t.name, "shape": shape, "dtype": t.dtype}, names, classifier
 
 
 def _labels_line(bundle: Bundle) -> str | None:

@@ -140,11 +140,12 @@ def _engine_checked(bundle: Bundle, record: dict[str, Any], opts: TritonOptions)
         raise InputError(f"artifact {opts.artifact} was built for compute capability {','.join(built_for) or 'unknown'}"
                          f" (its sidecar), not {opts.compute_capability}; rebuild it with 'edge-se build' on the "
                          "serving GPU")
-    onnx = (record.get("plan") or {}).get("onnx_artifact")
-    if not isinstance(onnx, str) or onnx not in bundle.artifacts:
+    onnx = bundle.record(opts.artifact).for_onnx
+    if onnx is None or onnx not in bundle.artifacts:
         raise BundleError(f"artifact {opts.artifact}: plan.onnx_artifact {onnx!r} names no artifact of the bundle; "
                           "rebuild the engine")
-    return {**record, "inputs": bundle.artifact(onnx).get("inputs"), "outputs": bundle.artifact(onnx).get("outputs")}
+    built_from = bundle.artifact(onnx)  # its tensor specs are the engine's (checked by _tensors)
+    return {**record, "inputs": built_from.get("inputs"), "outputs": built_from.get("outputs")}
 
 
 def engine_batch_top(record: dict[str, Any]) -> int:
@@ -191,7 +192,7 @@ def _batch_top(record: dict[str, Any]) -> int | None:
 def model_config(bundle: Bundle, opts: TritonOptions, name: str) -> tuple[dict[str, Any], int]:
     """The config as a dict in protobuf JSON field names, and its ``max_batch_size``."""
     record = bundle.artifact(opts.artifact)
-    fmt = record.get("format")
+    fmt = bundle.record(opts.artifact).format
     if opts.serve == "native" and fmt not in NATIVE:
         raise InputError(f"artifact {opts.artifact} is format {fmt!r}: Triton's native backends serve ONNX "
                          "(onnxruntime), TorchScript (pytorch_libtorch) and TensorRT engines (tensorrt_plan); use "

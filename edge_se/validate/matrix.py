@@ -22,10 +22,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from edge_se.errors import EdgeSEError, InputError, MissingDependencyError
-from edge_se.manifest import ONNX, TENSORRT_ENGINE
+from edge_se.manifest import ONNX, TENSORRT_ENGINE, TRT_QDQ_ARTIFACT
 from edge_se.runtime.cli_args import check_choices
 from edge_se.runtime.source import BACKEND_PRECISIONS as RUNTIME_PRECISIONS, PRECISIONS
 from edge_se.validate.eval_data import EvalData, evaluation_data
+from edge_se.validate.stage_variants import Made, kept_info, made_by_stage
 
 POLICIES = ("all", "keep-gates", "auto")
 BACKENDS = ("ort", "ov", "trt", "torchscript", "pt2", "aoti", "et")
@@ -35,10 +36,6 @@ RUNTIME_BACKEND = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt", "t
 TORCH_FILES = {"torchscript": "model.ts", "pt2": "model.pt2", "aoti": "model.aoti.pt2", "et": "model.pte"}
 #: precisions a backend runs in the matrix (bf16 is OpenVINO's, on the FP32 file; the others run every file)
 BACKEND_PRECISIONS = {"ov": RUNTIME_PRECISIONS["openvino"], **{b: ("fp32",) for b in TORCH_FILES}}
-#: calibration for INT8 variants the matrix creates (the bundle's own INT8 files keep theirs):
-#: minmax. The stage's default (``auto``, a measured choice per file) is not re-run here; moving
-#: the matrix onto the quantize stage's public API is left for issue 14.
-CALIBRATION_METHOD = "minmax"
 FIDELITY_SAMPLES = 64
 CHUNK = 64
 
@@ -49,10 +46,12 @@ class Variant:
 
     precision: str
     policy: str
-    path: Path
+    path: Path | None  # None when the file could not be made (see error)
     created: bool
     artifact: str
     info: dict[str, Any] = field(default_factory=dict)
+    #: why the file could not be made (the quantize stage refused); the row reports it as failed
+    error: str | None = None
 
 
 # -- variants ----------------------------------------------------------------------------
@@ -60,26 +59,22 @@ class Variant:
 
 def _bundle_artifact(bundle, precision: str, policy: str | None) -> tuple[str, Path] | None:
     """The bundle's ONNX artifact for the ONNX Runtime at ``precision`` (and ``policy``), if any."""
-    for name, rec in bundle.artifacts.items():
-        if rec.get("format") != ONNX or rec.get("precision") != precision:
+    for name in bundle.artifacts:
+        rec = bundle.record(name)
+        if rec.format != ONNX or rec.precision != precision:
             continue
-        if precision == "int8" and (name != "model.int8.cpu.onnx" and rec.get("backend") not in ("cpu", "onnxruntime")):
+        if precision == "int8" and (name != "model.int8.cpu.onnx" and rec.backend not in ("cpu", "onnxruntime")):
             continue
-        if policy is not None and rec.get("policy", "all") != policy:
+        if policy is not None and (rec.policy or "all") != policy:
             continue
         return name, bundle.verify(name)
     return None
 
 
-def _kept_info(decision: dict[str, Any] | None) -> dict[str, Any]:
-    """Report fields of a policy decision (``PolicyDecision.to_dict()``, as the manifest keeps it)."""
-    decision = decision or {}
-    return {"kept_in_float": [b["name"] for b in decision.get("kept_in_float", [])],
-            "int8_mac_share": decision.get("int8_mac_share")}
-
-
-def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -> tuple[list[Variant], list[str]]:
-    """The artifacts to measure: the bundle's, plus created FP16/INT8 variants it lacks."""
+def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path, reference: Any = None
+                  ) -> tuple[list[Variant], list[str]]:
+    """The artifacts to measure: the bundle's, plus FP16/INT8 files it lacks, made by the quantize
+    stage itself (:mod:`edge_se.validate.stage_variants`)."""
     notes: list[str] = []
     fp32 = _bundle_artifact(bundle, "fp32", None)
     if fp32 is None:
@@ -91,53 +86,31 @@ def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path) -
         variants.append(Variant("bf16", "-", fp32[1], False, fp32[0]))
     art_dir = workdir / "artifacts"
     art_dir.mkdir(parents=True, exist_ok=True)
-    if "fp16" in precisions:
-        found = _bundle_artifact(bundle, "fp16", None)
-        if found:
-            variants.append(Variant("fp16", "-", found[1], False, found[0]))
+    # (precision, policy) -> the bundle's own file, else made below by the quantize stage
+    wanted = ([("fp16", "-")] if "fp16" in precisions else []) + [("int8", p) for p in policies if "int8" in precisions]
+    own = {key: _bundle_artifact(bundle, key[0], None if key[0] == "fp16" else key[1]) for key in wanted}
+    missing = [key for key in wanted if own[key] is None]
+    made: dict[tuple[str, str], Made] = {}
+    if missing:
+        outcomes, made_notes = made_by_stage(bundle, ("fp16", "-") in missing, [p for q, p in missing if q == "int8"],
+                                             data, art_dir, reference)
+        made = {(m.precision, m.policy): m for m in outcomes}
+        notes += made_notes
+    for key in wanted:
+        if own[key] is not None:
+            name, path = own[key]
+            info = kept_info(bundle.record(name).decision) if key[0] == "int8" else {}
+            variants.append(Variant(*key, path, False, name, info))
         else:
-            from edge_se.quantize.fp16 import convert_fp16
-
-            out = art_dir / "model.fp16.onnx"
-            info = convert_fp16(fp32[1], out)
-            variants.append(Variant("fp16", "-", out, True, "model.fp16.onnx",
-                                    {"fp32_op_types": info.get("fp32_op_types")}))
-            notes.append("model.fp16.onnx was not in the bundle: created for this report (ONNX Runtime's converter)")
+            m = made[key]
+            variants.append(Variant(m.precision, m.policy, m.path, True, m.artifact, m.info, m.error))
     if "int8" in precisions:
-        build = None
-        named = None
-        for policy in policies:
-            found = _bundle_artifact(bundle, "int8", policy)
-            if found:
-                info = _kept_info(bundle.artifact(found[0]).get("kept_in_float"))
-                variants.append(Variant("int8", policy, found[1], False, found[0], info))
-                continue
-            if build is None:
-                from edge_se.quantize import flavours
-                from edge_se.quantize.ranges import collect_statistics
-                from edge_se.quantize.stage import named_copy
-
-                named = named_copy(fp32[1], art_dir / "model.named.onnx")
-                batches = [data.calib_x[i : i + 32] for i in range(0, len(data.calib_x), 32)]
-                ranges = collect_statistics(named, batches).ranges(CALIBRATION_METHOD)
-                weights = flavours.rounded_weights(flavours.DEFAULT_WEIGHT_ROUNDING, named, batches)
-                build = flavours.builder("cpu", ranges, weights)
-                notes.append(f"INT8 variants not in the bundle were created here, calibrated ({CALIBRATION_METHOD}, "
-                             f"{flavours.DEFAULT_WEIGHT_ROUNDING} weights) on {data.calib_description}")
-            from edge_se.quantize.policies import decide
-
-            sel_x, sel_y = (data.calib_x, data.calib_y) if data.select_x is None else (data.select_x, data.select_y)
-            decision = decide(policy, named, builder=build, x=sel_x, labels=sel_y)
-            out = art_dir / f"model.int8.cpu.{policy}.onnx"
-            build(named, out, decision.kept_nodes)
-            variants.append(Variant("int8", policy, out, True, out.name, _kept_info(decision.to_dict())))
-        trt = bundle.artifacts.get("model.int8.trt.onnx")
-        if trt is not None and trt.get("format") == ONNX:
+        trt = bundle.record(TRT_QDQ_ARTIFACT) if TRT_QDQ_ARTIFACT in bundle.artifacts else None
+        if trt is not None and trt.format == ONNX:
             # the TensorRT-ready QDQ file also runs on ONNX Runtime: its accuracy, measured here,
             # is what the TensorRT engine built from it should reach
-            variants.append(Variant("int8", f"{trt.get('policy') or 'all'} [trt-qdq]",
-                                    bundle.verify("model.int8.trt.onnx"), False, "model.int8.trt.onnx",
-                                    _kept_info(trt.get("kept_in_float"))))
+            variants.append(Variant("int8", f"{trt.policy or 'all'} [trt-qdq]", bundle.verify(TRT_QDQ_ARTIFACT),
+                                    False, TRT_QDQ_ARTIFACT, kept_info(trt.decision)))
     return variants, notes
 
 
@@ -304,6 +277,10 @@ def run_matrix(
         if value is not None and value < 1:
             raise InputError(f"{flag} must be a positive integer, got {value}")
     bundle = Bundle.open(bundle_dir)
+    if not bundle.model().dynamic_batch:
+        raise InputError(f"bundle {bundle.root} has a static batch of {bundle.model().input_shape[0]}; the matrix "
+                         "measures batches of its own size (--batch-sizes, fidelity chunks): re-export without "
+                         "--static-batch (a TensorRT recipe still fixes the engine's batch)")
     out_dir = Path(out) if out is not None else bundle.root / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = bundle.preprocessing()
@@ -321,7 +298,7 @@ def run_matrix(
             ref = _torch_outputs(module, data.x)
     ref_accuracy = _accuracy(ref[0], data.y)
     with progress.stage("Preparing the artifacts"):
-        variants, notes = make_variants(bundle, precisions, policies, data, out_dir)
+        variants, notes = make_variants(bundle, precisions, policies, data, out_dir, reference)
     fp32_path = bundle.verify("model.onnx") if "model.onnx" in bundle.artifacts else variants[0].path
     torch_gates = (onnx_reference_gates(fp32_path, data.x[:FIDELITY_SAMPLES], out_dir / "debug") if module is None
                    else torch_reference_gates(module, fp32_path, data.x[:FIDELITY_SAMPLES]))
@@ -333,6 +310,10 @@ def run_matrix(
     for v, backend in progress.track(jobs, "Measuring precision x policy x backend"):
         if v.precision not in BACKEND_PRECISIONS.get(backend, ("fp32", "fp16", "int8")):
             continue  # bf16 is OpenVINO's; OpenVINO runs no FP16 file; the torch files are FP32 only
+        if v.error is not None:  # the quantize stage refused to make this file: a failed row
+            rows.append({"precision": v.precision, "policy": v.policy, "backend": backend, "artifact": v.artifact,
+                         "error": v.error})
+            continue
         reason = _backend_available(backend, v.precision)
         if reason is None and backend in TORCH_FILES and backend not in torch_paths:
             continue  # the bundle has no file of this kind (--formats at export)

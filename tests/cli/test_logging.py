@@ -76,3 +76,24 @@ def test_the_cli_shows_stage_lines_on_stderr_and_quiet_hides_them(unsilenced, sm
     assert main(["calibrate", str(small_calib_spec), "--out", str(tmp_path / "b"), "--count", "4", "-q"]) == 0
     out, err = capsys.readouterr()
     assert err == "" and "calibration set" in out
+
+
+def test_a_stage_inside_a_stage_on_a_terminal_logs_instead_of_a_second_spinner(unsilenced, monkeypatch):
+    # rich draws one live display at a time (a second raises LiveError); the matrix runs the
+    # quantize stage, with its own stages, inside its "Preparing the artifacts" stage
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    monkeypatch.setattr(progress, "console", Console(file=out, force_terminal=True, width=200))
+    with progress.cli_output():
+        with progress.stage("outer"):
+            with progress.stage("inner"):
+                for _ in progress.track([1, 2], "bar inside"):
+                    pass
+    from rich.text import Text
+
+    text = Text.from_ansi(out.getvalue()).plain
+    assert "done inner" in text and "done outer" in text
+    assert progress._live == 0

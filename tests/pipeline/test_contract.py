@@ -143,3 +143,20 @@ def test_the_format_check_catches_each_spelling(source):
 def test_the_import_check_sees_lazy_imports():
     tree = ast.parse("def f():\n    from edge_se.commands.bench import measure\n    import edge_se.api\n")
     assert [r for _, r in _imported_rooms(tree)] == ["commands", "api"]
+
+
+#: what validation may use of the quantize package: the stage's public API (files the bundle
+#: lacks are made by the stage itself) and the attention-gate patterns the report shows
+VALIDATE_USES_OF_QUANTIZE = {"edge_se.quantize.stage", "edge_se.quantize.patterns"}
+
+
+def test_validation_makes_missing_files_through_the_quantize_stage_not_its_internals():
+    used = set()
+    for rel, tree in _modules():
+        if _room(rel) != "validate":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("edge_se.quantize"):
+                used.add(node.module)
+    assert used <= VALIDATE_USES_OF_QUANTIZE, f"validate/ re-runs quantize internals: {sorted(used - VALIDATE_USES_OF_QUANTIZE)}"
+    assert "edge_se.quantize.stage" in used

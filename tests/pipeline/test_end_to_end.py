@@ -246,6 +246,8 @@ def test_the_typed_records_read_what_the_stages_wrote(chain):
     trt = b.record(TRT_QDQ_ARTIFACT)
     assert trt.decision is not None and trt.decision.policy == "auto" and 0.95 <= trt.decision.int8_mac_share <= 1
     assert trt.input_name == "input" and trt.files[0].path == TRT_QDQ_ARTIFACT
+    assert trt.policy == "auto" and trt.outputs and trt.outputs[0].shape == ("batch", 10)
+    assert b.record("model.int8.calib.cache").for_onnx == "model.onnx"
 
 
 @pytest.mark.parametrize("field,value,named", [
@@ -255,6 +257,10 @@ def test_the_typed_records_read_what_the_stages_wrote(chain):
     (("artifacts", "model.int8.trt.onnx", "kept_in_float", "int8_mac_share"), 7, "int8_mac_share"),
     (("model", "input_shape"), [1, "1", 32, 32], "model.input_shape"),
     (("model", "dynamic_batch"), "yes", "model.dynamic_batch"),
+    (("artifacts", "model.onnx", "inputs"), [{"name": "input", "shape": "batch,1,32,32", "dtype": "float32"}],
+     "artifacts['model.onnx'].inputs"),
+    (("artifacts", "model.int8.calib.cache", "for_onnx"), ["model.onnx"], "artifacts['model.int8.calib.cache']"),
+    (("artifacts", "model.int8.cpu.onnx", "kept_in_float", "budget_misses"), "none", "kept_in_float.budget_misses"),
 ])
 def test_a_malformed_manifest_is_one_line_naming_the_field(chain, tmp_path, capsys, field, value, named):
     bundle = tmp_path / "b"
