@@ -24,7 +24,7 @@ cd "$ROOT"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check tensorrt-rtx-cu12 numpy onnx pillow rich pytest "tritonclient[grpc]"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check tensorrt-rtx-cu12 "polygraphy>=0.53" numpy onnx pillow rich pytest "tritonclient[grpc]"
 "$VENV/bin/python" -c "import tensorrt_rtx as t; print('TensorRT for RTX', t.__version__)"
 
 if [ ! -f "$MODELS/models.json" ]; then

@@ -1,9 +1,10 @@
 """Implicit-INT8 calibrators for TensorRT 8.5-10.x, fed from the calibration set.
 
-``make_calibrator`` subclasses TensorRT's ``IInt8EntropyCalibrator2`` or ``IInt8MinMaxCalibrator``
-(the two algorithms NVIDIA recommends for CNNs; MinMax is what Ultralytics defaults to after
-ENTROPY_CALIBRATION_2 collapsed some models). It reads the calibration cache when one exists
-(TensorRT then skips calibration) and writes the cache TensorRT produces.
+``make_calibrator`` is Polygraphy's ``Calibrator`` on TensorRT's ``IInt8EntropyCalibrator2`` or
+``IInt8MinMaxCalibrator`` (the two algorithms NVIDIA recommends for CNNs; MinMax is what
+Ultralytics defaults to after ENTROPY_CALIBRATION_2 collapsed some models). It reads the
+calibration cache when one exists (TensorRT then skips calibration) and writes the cache TensorRT
+produces. The rest is the cache format: headers, checks, trtexec's copy.
 """
 
 from __future__ import annotations
@@ -81,6 +82,50 @@ def for_trtexec(data: bytes, version: str, where: str) -> bytes:
     return f"TRT-{number}-{ALGORITHMS[TRTEXEC_ALGORITHM][1]}\n".encode("ascii") + body
 
 
+class CalibrationBatches:
+    """Polygraphy data loader: ``{input: float32 NCHW batch}`` from the calibration set, full batches
+    only (a short last batch ends calibration, as TensorRT needs full ones).
+
+    It is read inside TensorRT's ``get_batch`` callback, where Polygraphy catches only its own
+    exceptions: so it never raises there. A failure ends calibration and is kept for
+    :meth:`raise_error`, which the build calls after TensorRT returns.
+    """
+
+    def __init__(self, batches: Iterable[np.ndarray] | None, batch_size: int, input_name: str) -> None:
+        self.batches, self.batch_size, self.input_name = batches, batch_size, input_name
+        self.input_metadata: Any = None  # set by Polygraphy: the network's calibration inputs
+        self.used = 0
+        self.error: Exception | None = None
+
+    def _name(self) -> str:
+        names = list(self.input_metadata or ())
+        return names[0] if len(names) == 1 else self.input_name
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        if self.batches is None:
+            self.error = CalibrationError(
+                "TensorRT asked for calibration data but there is no calibration set (and no usable cache); "
+                "pass --calib (a calibration set folder) or run 'edge-se quantize --precision int8'"
+            )
+            return
+        try:
+            for batch in self.batches:
+                if len(batch) != self.batch_size:
+                    return
+                self.used += 1
+                yield {self._name(): np.ascontiguousarray(batch, dtype=np.float32)}
+        except Exception as e:  # noqa: BLE001 -- inside TensorRT's callback: kept, raised after the build
+            self.error = e
+
+    def raise_error(self) -> None:
+        """Raise what went wrong while TensorRT read the batches, if anything did."""
+        if isinstance(self.error, CalibrationError):
+            raise self.error
+        if self.error is not None:
+            raise CalibrationError(f"reading the calibration set failed during calibration: "
+                                   f"{type(self.error).__name__}: {self.error}") from self.error
+
+
 def make_calibrator(
     trt: Any,
     algorithm: str,
@@ -88,55 +133,23 @@ def make_calibrator(
     batch_size: int,
     cache_in: bytes | None,
     cache_out: Path | None,
+    input_name: str = "input",
 ) -> Any:
-    """A TensorRT calibrator object. ``batches`` yields float32 NCHW arrays of ``batch_size``."""
-    from edge_se.tensorrt.cuda import DeviceBuffer
+    """Polygraphy's ``Calibrator`` on TensorRT's ``algorithm`` base class, fed from ``batches``
+    (float32 NCHW arrays of ``batch_size``); ``.data_loader`` is the :class:`CalibrationBatches`.
 
+    TensorRT reads the cache at ``cache_out`` (seeded with ``cache_in``: a valid one skips
+    calibration) and writes the scales it computes there.
+    """
+    from edge_se.tensorrt._polygraphy import flavor_of, import_polygraphy
+
+    p = import_polygraphy(flavor_of(trt))
+    if cache_in is not None:
+        if cache_out is None:
+            raise CalibrationError("a calibration cache to read needs a cache path to write (cache_out)")
+        from edge_se.bundle import atomic_write_bytes
+
+        atomic_write_bytes(cache_out, cache_in)
+    loader = CalibrationBatches(batches, batch_size, input_name)
     base = getattr(trt, ALGORITHMS[algorithm][0])
-
-    class Calibrator(base):  # type: ignore[misc, valid-type]
-        def __init__(self) -> None:
-            base.__init__(self)
-            self._it: Iterator[np.ndarray] | None = iter(batches) if batches is not None else None
-            self._buf: DeviceBuffer | None = None
-            self.batches_used = 0
-            self.cache_written: bytes | None = None
-
-        def get_batch_size(self) -> int:
-            return batch_size
-
-        def get_batch(self, names: list[str]) -> list[int] | None:
-            if self._it is None:
-                raise CalibrationError(
-                    "TensorRT asked for calibration data but there is no calibration set (and no usable cache); "
-                    "pass --calib (a calibration set folder) or run 'edge-se quantize --precision int8'"
-                )
-            batch = next(self._it, None)
-            if batch is None:
-                return None
-            if len(batch) != batch_size:
-                return None  # TensorRT needs full batches; a short last batch ends calibration
-            arr = np.ascontiguousarray(batch, dtype=np.float32)
-            if self._buf is None:
-                self._buf = DeviceBuffer(arr.nbytes)
-            self._buf.upload(arr)
-            self.batches_used += 1
-            return [self._buf.ptr]
-
-        def read_calibration_cache(self) -> bytes | None:
-            return cache_in
-
-        def write_calibration_cache(self, cache: Any) -> None:
-            data = bytes(cache)
-            self.cache_written = data
-            if cache_out is not None:
-                from edge_se.bundle import atomic_write_bytes
-
-                atomic_write_bytes(cache_out, data)
-
-        def free(self) -> None:
-            if self._buf is not None:
-                self._buf.free()
-                self._buf = None
-
-    return Calibrator()
+    return p.Calibrator(loader, cache=str(cache_out) if cache_out is not None else None, BaseClass=base)

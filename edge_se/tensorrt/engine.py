@@ -1,8 +1,13 @@
 """Build a serialized TensorRT engine from an ONNX file by following a :class:`BuildPlan`.
 
-A thin layer over NVIDIA's documented Python API for each version (Builder, OnnxParser,
-IBuilderConfig): the plan decides, this module only calls. Every TensorRT attribute used here is
-listed in ``TRT_API`` by era; tests check each exists in that era's real bindings.
+The plan decides; NVIDIA's Polygraphy (``polygraphy.backend.trt``, tested on every TensorRT
+version) makes the builder calls: ``NetworkFromOnnxPath`` (EXPLICIT_BATCH where the version needs
+it, STRONGLY_TYPED when the plan says), ``SetLayerPrecisions``, ``CreateConfig`` /
+``CreateConfigRTX`` (profile, workspace, optimization level, timing cache, precision flags and
+constraints, calibrator) and ``EngineBytesFromNetwork``. What they cannot express goes through
+Polygraphy's documented hooks ``PostprocessNetwork`` (kept-float layers' output types) and
+``PostprocessConfig`` (DLA core, TensorRT 8.x's static calibration profile). The TensorRT
+attributes this module touches itself are listed in ``TRT_API`` by path.
 """
 
 from __future__ import annotations
@@ -16,42 +21,34 @@ import numpy as np
 from edge_se.errors import ExportError, InputError
 from edge_se.tensorrt.plan import BuildPlan
 
-#: TensorRT API used, per path: "common" everywhere, "classic" on 8.5-10.x only, "v8" on 8.x,
-#: "typed-cpu" for TensorRT-RTX builds on a machine without a GPU.
+#: TensorRT API called here directly (Polygraphy's own calls are its business), per path:
+#: "common" everywhere, "classic" on 8.5-10.x, "v8" on 8.x, "dla" where a recipe asks for DLA.
 TRT_API: dict[str, dict[str, tuple[str, ...]]] = {
     "common": {
-        "Builder": ("create_network", "create_builder_config", "create_optimization_profile",
-                    "build_serialized_network", "num_DLA_cores"),
-        "OnnxParser": ("parse_from_file", "num_errors", "get_error"),
         "INetworkDefinition": ("num_inputs", "get_input", "num_layers", "get_layer"),
         "ITensor": ("name", "shape"),
-        "ILayer": ("name", "num_outputs"),
-        "IOptimizationProfile": ("set_shape",),
-        "IBuilderConfig": ("set_memory_pool_limit", "set_flag", "add_optimization_profile",
-                           "create_timing_cache", "set_timing_cache", "get_timing_cache",
-                           "builder_optimization_level", "default_device_type", "DLA_core",
-                           "can_run_on_DLA"),
-        "ITimingCache": ("serialize",),
+        "ILayer": ("name",),
         "MemoryPoolType": ("WORKSPACE",),
-        "DeviceType": ("DLA", "GPU"),
-        "BuilderFlag": ("GPU_FALLBACK",),
-        "ILogger": ("log", "Severity"),
     },
     "classic": {
-        "BuilderFlag": ("FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS"),
-        "IBuilderConfig": ("int8_calibrator",),
-        "ILayer": ("precision", "set_output_type"),
+        "ILayer": ("num_outputs", "set_output_type"),
         "DataType": ("FLOAT",),
     },
     "v8": {
-        "NetworkDefinitionCreationFlag": ("EXPLICIT_BATCH",),
+        "Builder": ("create_optimization_profile",),
+        "IOptimizationProfile": ("set_shape",),
         "IBuilderConfig": ("set_calibration_profile",),
     },
-    "typed-cpu": {
-        "IBuilderConfig": ("num_compute_capabilities", "set_compute_capability"),
-        "ComputeCapability": (),
+    "dla": {
+        "Builder": ("num_DLA_cores",),
+        "IBuilderConfig": ("default_device_type", "DLA_core", "can_run_on_DLA", "set_flag"),
+        "DeviceType": ("DLA",),
+        "BuilderFlag": ("GPU_FALLBACK",),
     },
 }
+
+#: plan builder flags -> CreateConfig arguments (GPU_FALLBACK goes with the DLA settings)
+_FLAGS = {"FP16": ("fp16", True), "INT8": ("int8", True), "OBEY_PRECISION_CONSTRAINTS": ("precision_constraints", "obey")}
 
 
 @dataclass
@@ -70,41 +67,18 @@ class BuildReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def _logger(trt: Any, sink: list[str]) -> Any:
-    class Logger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-
-        def log(self, severity: Any, msg: str) -> None:
-            if int(severity) <= int(trt.ILogger.Severity.WARNING):
-                sink.append(f"{getattr(severity, 'name', severity)}: {msg}")
-
-    return Logger()
-
-
-def parse_onnx(trt: Any, builder: Any, plan: BuildPlan, onnx_path: Path, logger: Any) -> tuple[Any, Any]:
-    """Network definition and parser for ``onnx_path`` (external ``.onnx.data`` weights included)."""
-    flags = 0
-    for name in plan.network_flags:
-        flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    # parse_from_file resolves weights stored beside the model (torch's .onnx.data files).
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ExportError(f"TensorRT {plan.tensorrt_version} could not parse {onnx_path.name}: {errors}")
-    return network, parser
-
-
-def _apply_profiles(builder: Any, network: Any, config: Any, plan: BuildPlan) -> None:
+def profile_shapes(network: Any, plan: BuildPlan) -> dict[str, tuple[tuple[int, ...], ...]]:
+    """``{input: (min, opt, max)}`` for the network's dynamic inputs; a recipe range that a static
+    input or a fixed dimension cannot take is a one-line :class:`InputError`."""
     wanted = {p.input: p for p in plan.profiles}
-    profile = builder.create_optimization_profile()
+    out = {}
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
         shape = tuple(tensor.shape)
         p = wanted.get(tensor.name) if len(wanted) > 1 else next(iter(wanted.values()))
-        dynamic = [d for d, s in enumerate(shape) if s < 0]
-        if not dynamic:
+        if p is None:
+            continue
+        if not any(s < 0 for s in shape):
             if p.min != p.max:
                 raise InputError(
                     f"the recipe asks for shapes {list(p.min)} to {list(p.max)} but the ONNX input "
@@ -117,17 +91,18 @@ def _apply_profiles(builder: Any, network: Any, config: Any, plan: BuildPlan) ->
                     f"ONNX input {tensor.name!r} has fixed dim {d} = {shape[d]}, but the recipe asks for "
                     f"{p.min[d]}/{p.opt[d]}/{p.max[d]}; re-export the model with that axis dynamic"
                 )
-        profile.set_shape(tensor.name, p.min, p.opt, p.max)
-    config.add_optimization_profile(profile)
+        out[tensor.name] = (tuple(p.min), tuple(p.opt), tuple(p.max))
+    return out
 
 
-def _apply_float_layers(trt: Any, network: Any, names: Sequence[str], report: BuildReport) -> None:
+def _float_outputs(trt: Any, network: Any, names: Sequence[str], report: BuildReport) -> None:
+    """Kept-float layers' output types (SetLayerPrecisions sets only their compute precision),
+    as trtexec's --layerOutputTypes does in the script."""
     wanted = set(names)
     report.float_layers_requested = len(wanted)
     for i in range(network.num_layers):
         layer = network.get_layer(i)
         if layer.name in wanted:
-            layer.precision = trt.DataType.FLOAT
             for j in range(layer.num_outputs):
                 layer.set_output_type(j, trt.DataType.FLOAT)
             report.float_layers_applied += 1
@@ -138,6 +113,8 @@ def _apply_float_layers(trt: Any, network: Any, names: Sequence[str], report: Bu
 
 
 def _apply_dla(trt: Any, builder: Any, network: Any, config: Any, plan: BuildPlan, report: BuildReport) -> None:
+    # Not CreateConfig(use_dla=True): it always takes DLA core 0 and adds PREFER_PRECISION_CONSTRAINTS
+    # and DIRECT_IO, which the plan (and the trtexec script's --useDLACore) does not ask for.
     if builder.num_DLA_cores <= plan.dla_core:
         raise InputError(
             f"the recipe asks for DLA core {plan.dla_core} but this device has {builder.num_DLA_cores} DLA "
@@ -145,6 +122,8 @@ def _apply_dla(trt: Any, builder: Any, network: Any, config: Any, plan: BuildPla
         )
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = plan.dla_core
+    if "GPU_FALLBACK" in plan.builder_flags:
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
     on_dla = sum(bool(config.can_run_on_DLA(network.get_layer(i))) for i in range(network.num_layers))
     report.dla_layers = on_dla
     report.gpu_fallback_layers = network.num_layers - on_dla
@@ -153,6 +132,51 @@ def _apply_dla(trt: Any, builder: Any, network: Any, config: Any, plan: BuildPla
             f"{report.gpu_fallback_layers} of {network.num_layers} layers cannot run on DLA and "
             "target.gpu_fallback is false; set it to true or drop target.dla_core"
         )
+
+
+def _calibration_profile(builder: Any, network: Any, config: Any, plan: BuildPlan) -> None:
+    # TensorRT 8.x: a static calibration profile (CreateConfig would take the build profile).
+    # Polygraphy's EngineBytesFromNetwork then reads it back to shape the calibrator's batches.
+    shape = tuple(plan.calibration_profile)
+    cal = builder.create_optimization_profile()
+    cal.set_shape(network.get_input(0).name, shape, shape, shape)
+    config.set_calibration_profile(cal)
+
+
+def _create_config(p: Any, trt: Any, rtx: bool, plan: BuildPlan, network: Any, calibrator: Any,
+                   compute_capabilities: Sequence[str], timing_cache: Path | None) -> Any:
+    """Polygraphy's config loader for ``plan`` (not yet called)."""
+    unknown = set(plan.builder_flags) - set(_FLAGS) - {"GPU_FALLBACK"}
+    if unknown:
+        raise ExportError(f"build plan flags {sorted(unknown)} have no Polygraphy CreateConfig argument here")
+    profile = p.Profile()
+    for name, (lo, opt, hi) in profile_shapes(network, plan).items():
+        profile.add(name, lo, opt, hi)
+    common = {
+        "profiles": [profile],
+        "builder_optimization_level": plan.optimization_level,
+        "memory_pool_limits": {trt.MemoryPoolType.WORKSPACE: plan.workspace_mib << 20} if plan.workspace_mib else None,
+        "load_timing_cache": str(timing_cache) if timing_cache else None,
+    }
+    if rtx:
+        from polygraphy.backend.tensorrt_rtx import CreateConfigRTX
+
+        ccs = [tuple(int(x) for x in cc.split(".")) for cc in compute_capabilities]
+        return CreateConfigRTX(compute_capabilities=ccs or None, **common)
+    if compute_capabilities:
+        raise InputError("--compute-capability is for TensorRT for RTX builds (EDGE_SE_TENSORRT=tensorrt_rtx); "
+                         "full TensorRT builds for the GPU it runs on")
+    flags = dict(_FLAGS[f] for f in plan.builder_flags if f in _FLAGS)
+    # tf32=True: TensorRT's and trtexec's default, which Polygraphy's CreateConfig turns off otherwise.
+    return p.CreateConfig(tf32=True, calibrator=calibrator, **flags, **common)
+
+
+def _failure(plan: BuildPlan, onnx_path: Path, sink: Sequence[str], err: Exception) -> ExportError:
+    found = dict.fromkeys(m.split(": ", 1)[1] for m in sink if m.startswith("ERROR"))  # TensorRT and Polygraphy both log it
+    errors = " | ".join(found) or (str(err).splitlines() or [type(err).__name__])[0]
+    if "parse ONNX" in str(err):
+        return ExportError(f"TensorRT {plan.tensorrt_version} could not parse {onnx_path.name}: {errors}")
+    return ExportError(f"TensorRT {plan.tensorrt_version} failed to build the engine: {errors}")
 
 
 def build_serialized(
@@ -166,68 +190,66 @@ def build_serialized(
     calibration_cache_out: Path | None = None,
     compute_capabilities: Sequence[str] = (),
 ) -> tuple[bytes, BuildReport]:
-    """Build ``onnx_path`` into plan bytes. ``compute_capabilities`` (e.g. ``["8.6"]``) is for
-    TensorRT for RTX builds on a machine without a GPU."""
-    report = BuildReport()
+    """Build ``onnx_path`` (external ``.onnx.data`` weights included) into plan bytes with the
+    bindings module ``trt``. ``compute_capabilities`` (e.g. ``["8.6"]``) is for TensorRT for RTX
+    builds on a machine without a GPU."""
+    from polygraphy.exception import PolygraphyException
+
+    from edge_se.tensorrt._polygraphy import captured, flavor_of, import_polygraphy
+
+    rtx = flavor_of(trt) == "tensorrt_rtx"
+    p = import_polygraphy(flavor_of(trt))
+    report = BuildReport(compute_capabilities=list(compute_capabilities))
     sink: list[str] = []
-    logger = _logger(trt, sink)
-    builder = trt.Builder(logger)
-    network, _parser = parse_onnx(trt, builder, plan, onnx_path, logger)
-    report.layers = network.num_layers
-    config = builder.create_builder_config()
-    if plan.workspace_mib:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_mib << 20)
-    if plan.optimization_level is not None:
-        config.builder_optimization_level = plan.optimization_level
-    for flag in plan.builder_flags:
-        config.set_flag(getattr(trt.BuilderFlag, flag))
-    _apply_profiles(builder, network, config, plan)
-    if compute_capabilities:
-        config.num_compute_capabilities = len(compute_capabilities)
-        for i, cc in enumerate(compute_capabilities):
-            config.set_compute_capability(getattr(trt.ComputeCapability, "SM" + cc.replace(".", "")), i)
-        report.compute_capabilities = list(compute_capabilities)
+
+    def check(network: Any) -> None:
+        report.layers = network.num_layers
+
+    network = p.PostprocessNetwork(p.NetworkFromOnnxPath(str(onnx_path), strongly_typed=plan.strongly_typed),
+                                   func=check, name="edge-se: count layers")
     if plan.policy_mode == "layer-constraints":
-        _apply_float_layers(trt, network, float_layers, report)
-    if plan.dla_core is not None:
-        _apply_dla(trt, builder, network, config, plan, report)
+        network = p.SetLayerPrecisions(network, {n: trt.DataType.FLOAT for n in float_layers})
+        network = p.PostprocessNetwork(network, func=lambda network: _float_outputs(trt, network, float_layers, report),
+                                       name="edge-se: kept-float output types")
 
     calibrator = None
     if plan.calibrator:
         from edge_se.tensorrt.calibrator import make_calibrator
 
         batch = plan.calibration_shape[0] if plan.calibration_shape else plan.profiles[0].opt[0]
-        calibrator = make_calibrator(trt, plan.calibrator, calibration_batches, batch,
-                                     calibration_cache_in, calibration_cache_out)
-        config.int8_calibrator = calibrator
-        if plan.calibration_profile is not None:
-            cal = builder.create_optimization_profile()
-            name = plan.profiles[0].input
-            shape = tuple(plan.calibration_profile)
-            cal.set_shape(name, shape, shape, shape)
-            config.set_calibration_profile(cal)
+        calibrator = make_calibrator(trt, plan.calibrator, calibration_batches, batch, calibration_cache_in,
+                                     calibration_cache_out, input_name=plan.profiles[0].input)
+    # Timing cache: loaded if present, saved after the build (TensorRT for RTX has none to keep).
+    timing = Path(plan.timing_cache) if plan.timing_cache and not rtx else None
 
-    # Timing cache: loaded if present, saved after the build (a no-op in TensorRT for RTX).
-    cache_path = Path(plan.timing_cache) if plan.timing_cache and plan.flavor == "tensorrt" else None
-    if cache_path is not None:
-        cache_bytes = cache_path.read_bytes() if cache_path.is_file() else b""
-        config.set_timing_cache(config.create_timing_cache(cache_bytes), False)
+    def postprocess(builder: Any, network: Any, config: Any) -> None:
+        if calibrator is not None and plan.calibration_profile is not None:
+            _calibration_profile(builder, network, config, plan)
+        if plan.dla_core is not None:
+            _apply_dla(trt, builder, network, config, plan, report)
+
+    def config(builder: Any, network: Any) -> Any:
+        create = _create_config(p, trt, rtx, plan, network, calibrator, compute_capabilities, timing)
+        return p.PostprocessConfig(create, func=postprocess)(builder, network)
 
     try:
-        serialized = builder.build_serialized_network(network, config)
+        with captured(sink):
+            serialized = p.EngineBytesFromNetwork(network, config=config,
+                                                  save_timing_cache=str(timing) if timing else None)()
+    except PolygraphyException as e:
+        if calibrator is not None:
+            calibrator.data_loader.raise_error()  # the calibration set's own error first
+        raise _failure(plan, onnx_path, sink, e) from None
     finally:
         if calibrator is not None:
-            report.calibration_batches = calibrator.batches_used
             calibrator.free()
-    if serialized is None:
-        errors = " | ".join(m for m in sink if m.startswith(("ERROR", "INTERNAL_ERROR"))) or "no error message"
-        raise ExportError(f"TensorRT {plan.tensorrt_version} failed to build the engine: {errors}")
-    if cache_path is not None:
-        from edge_se.bundle import atomic_write_bytes
-
-        atomic_write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
-        report.timing_cache = str(cache_path)
+    if calibrator is not None:
+        report.calibration_batches = calibrator.data_loader.used
+        calibrator.data_loader.raise_error()
+    if timing is not None:
+        report.timing_cache = str(timing)
     if calibration_cache_out is not None and calibration_cache_out.is_file():
         report.calibration_cache = str(calibration_cache_out)
     report.warnings += [m for m in sink if m.startswith("WARNING")][:20]
     return bytes(serialized), report
+

@@ -56,6 +56,19 @@ def dla_core(sidecar: Mapping[str, Any] | None) -> int | None:
     return core
 
 
+def _logger(trt: Any, sink: list[str]) -> Any:
+    """A ``trt.ILogger`` keeping warnings and errors in ``sink``."""
+    class Logger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: Any, msg: str) -> None:
+            if int(severity) <= int(trt.ILogger.Severity.WARNING):
+                sink.append(f"{getattr(severity, 'name', severity)}: {msg}")
+
+    return Logger()
+
+
 class TensorRTRunner:
     """Run a serialized engine. Lifecycle: ``activate()`` -> ``infer(feed)``* -> ``deactivate()``.
 
@@ -75,7 +88,6 @@ class TensorRTRunner:
         from edge_se.bundle import sha256_file
         from edge_se.tensorrt._import import import_tensorrt
         from edge_se.tensorrt.cuda import Stream, require_device
-        from edge_se.tensorrt.engine import _logger
         from edge_se.tensorrt.sidecar import check_sidecar
 
         if not self.engine_path.is_file():

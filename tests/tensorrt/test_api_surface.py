@@ -15,7 +15,7 @@ import pytest
 from edge_se.tensorrt import calibrator, engine, runner
 from edge_se.tensorrt.plan import plan_build
 from edge_se.tensorrt.recipe import parse_recipe
-from edge_se.tensorrt.versions import era, parse_version
+from edge_se.tensorrt.versions import era, has_dla_support, parse_version
 from tests.tensorrt.conftest import ROOT
 
 TABLE = json.loads((ROOT / "edge_se/tensorrt/data/trt_api.json").read_text())["versions"]
@@ -29,6 +29,8 @@ def groups_for(version: tuple[int, ...]) -> list[dict[str, tuple[str, ...]]]:
         out += [engine.TRT_API["classic"], calibrator.TRT_API]
     if version < (10, 0):
         out.append(engine.TRT_API["v8"])
+    if has_dla_support(version):
+        out.append(engine.TRT_API["dla"])
     return out
 
 

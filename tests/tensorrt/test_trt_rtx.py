@@ -216,3 +216,33 @@ def test_the_runner_api_it_takes_exists_in_the_real_rtx_bindings(rtx):
     gaps = [f"{cls}.{m}" for g in groups for cls, members in g.items() for m in members
             if not hasattr(getattr(rtx.module, cls, None), m)]
     assert not gaps, gaps
+
+
+def test_a_recipe_range_a_static_input_cannot_take_is_refused_before_the_build(rtx, tmp_path, small_onnx):
+    """The profile is made from the parsed network's inputs (Polygraphy's CreateConfig gets it)."""
+    import onnx
+
+    from edge_se.errors import InputError
+
+    src, shape = small_onnx
+    model = onnx.load(str(src))
+    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, [2, *shape[1:]]):
+        dim.ClearField("dim_param")
+        dim.dim_value = value
+    static = tmp_path / "static.onnx"
+    onnx.save(model, str(static))
+    with pytest.raises(InputError, match="is static"):
+        build_serialized(rtx.module, plan_build(recipe_for(shape, "fp32"), rtx.version, rtx.flavor), static)
+
+
+def test_an_unparsable_onnx_is_one_error_naming_the_file_and_polygraphy_prints_nothing(rtx, tmp_path, capfd):
+    from edge_se.errors import ExportError
+
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not an onnx model")
+    plan = plan_build(recipe_for([2, 1, 32, 32], "fp32"), rtx.version, rtx.flavor)
+    with pytest.raises(ExportError, match="could not parse broken.onnx: .*ONNX") as err:
+        build_serialized(rtx.module, plan, bad)
+    assert "\n" not in str(err.value)
+    out, errs = capfd.readouterr()
+    assert "[I]" not in out + errs and "[E]" not in out + errs
