@@ -278,7 +278,7 @@ def _build(bundle: Bundle, recipe: Recipe, folder: Path, staging: Path | None, f
            calibration_set, compute_capabilities, timing_cache) -> dict[str, Any]:
     """Build into ``folder`` (the user's ``--out``, or ``staging`` inside the bundle, then published)."""
     from edge_se.tensorrt._import import import_tensorrt
-    from edge_se.tensorrt.cuda import device_info, require_device
+    from edge_se.runtime.backends.cuda_device import device_info, require_device
     from edge_se.tensorrt.engine import build_serialized
 
     trt = import_tensorrt(flavor)

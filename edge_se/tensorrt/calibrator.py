@@ -141,7 +141,7 @@ def make_calibrator(
     TensorRT reads the cache at ``cache_out`` (seeded with ``cache_in``: a valid one skips
     calibration) and writes the scales it computes there.
     """
-    from edge_se.tensorrt._polygraphy import flavor_of, import_polygraphy
+    from edge_se.runtime.backends.trt_polygraphy import flavor_of, import_polygraphy
 
     p = import_polygraphy(flavor_of(trt))
     if cache_in is not None:

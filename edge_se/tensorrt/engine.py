@@ -193,7 +193,7 @@ def build_serialized(
     """Build ``onnx_path`` (external ``.onnx.data`` weights included) into plan bytes with the
     bindings module ``trt``. ``compute_capabilities`` (e.g. ``["8.6"]``) is for TensorRT for RTX
     builds on a machine without a GPU."""
-    from edge_se.tensorrt._polygraphy import captured, flavor_of, import_polygraphy
+    from edge_se.runtime.backends.trt_polygraphy import captured, flavor_of, import_polygraphy
 
     rtx = flavor_of(trt) == "tensorrt_rtx"
     p = import_polygraphy(flavor_of(trt))  # first: the missing-extra message if it is not installed

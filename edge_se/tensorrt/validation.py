@@ -49,7 +49,7 @@ def reference_outputs(bundle: Bundle, x: np.ndarray) -> tuple[list[np.ndarray], 
 
 def validate_engine(bundle_root: str, engine_name: str, n: int = 8, iterations: int = 200) -> dict[str, Any]:
     """Run the engine on ``n`` real images, compare with the reference, time it; record the check."""
-    from edge_se.tensorrt.runner import TensorRTRunner
+    from edge_se.runtime.backends.tensorrt_runner import TensorRTRunner
     from edge_se.reference.inputs import real_inputs
     from edge_se.reference.numerics import compare_outputs
 

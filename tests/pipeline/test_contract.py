@@ -38,8 +38,6 @@ LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 EXCEPTIONS = {
     ("edge_se", "api"): "edge_se.export(...) etc.: the package's lazy __getattr__ loads the API on first use",
     ("_callable", "api"): "the stage packages are callable as the API function of their name (lazy, at call time)",
-    ("runtime", "tensorrt"): "runtime/backends/tensorrt.py runs engines through tensorrt/runner.py until the "
-                             "runner moves onto Polygraphy's TrtRunner in runtime/backends/ (issue 15)",
 }
 
 

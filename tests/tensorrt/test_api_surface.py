@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_se.tensorrt import calibrator, engine, runner
+from edge_se.runtime.backends import tensorrt_runner as runner
+from edge_se.tensorrt import calibrator, engine
 from edge_se.tensorrt.plan import plan_build
 from edge_se.tensorrt.recipe import parse_recipe
 from edge_se.tensorrt.versions import era, has_dla_support, parse_version
@@ -24,7 +25,7 @@ VERSIONS = sorted(TABLE, key=parse_version)
 
 def groups_for(version: tuple[int, ...]) -> list[dict[str, tuple[str, ...]]]:
     """The declared API groups that code paths use on ``version`` (mirrors the dispatch)."""
-    out = [engine.TRT_API["common"], runner.TRT_API["common"], runner.TRT_API[runner.api_path(version)]]
+    out = [engine.TRT_API["common"], runner.TRT_API]
     if era(version) == "classic":
         out += [engine.TRT_API["classic"], calibrator.TRT_API]
     if version < (10, 0):
@@ -78,9 +79,10 @@ def test_calibrators_and_precision_flags_are_gone_in_11_as_the_dispatch_assumes(
     assert "int8_calibrator" not in api["IBuilderConfig"]["members"]
 
 
-def test_bindings_path_is_only_used_where_it_exists():
-    assert "execute_async_v2" in TABLE["8.6"]["api"]["IExecutionContext"]["members"]
-    assert "execute_async_v2" not in TABLE["10.3"]["api"]["IExecutionContext"]["members"]
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_tensor_address_path_polygraphys_runner_takes_exists_in_every_version(version):
+    """TrtRunner runs set_input_shape / set_tensor_address / execute_async_v3 from TensorRT 8.5 on."""
+    assert {"set_input_shape", "set_tensor_address", "execute_async_v3"} <= set(TABLE[version]["api"]["IExecutionContext"]["members"])
 
 
 def _trt_attribute_uses(path: Path) -> set[tuple[str, ...]]:
@@ -108,7 +110,7 @@ def test_every_trt_attribute_in_the_code_is_declared(module):
         for cls, members in group.items():
             declared.setdefault(cls, set()).update(members)
     undeclared = [".".join(u) for u in _trt_attribute_uses(Path(module.__file__))
-                  if u[0] not in declared or (len(u) > 1 and u[1] not in declared[u[0]] and u[1] not in ("__init__",))]
+                  if u[0] != "__version__" and u[0] not in declared or (len(u) > 1 and u[1] not in declared[u[0]] and u[1] not in ("__init__",))]
     assert undeclared == []
 
 
@@ -123,7 +125,8 @@ def test_table_matches_the_real_wheels():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def test_tensorrt_for_rtx_runs_engines_on_the_tensor_address_path():
-    """RTX is versioned 1.x; comparing that with 10.0 took the 8.x bindings path, which RTX lacks."""
-    assert runner.api_path((1, 7, 1), "tensorrt_rtx") == "v3"
-    assert runner.api_path((8, 6, 1)) == "v2" and runner.api_path((10, 3, 0)) == "v3"
+def test_the_runner_has_no_version_dispatch_that_could_send_rtx_down_the_bindings_path():
+    """RTX is versioned 1.x; comparing that with 10.0 once took the 8.x bindings path, which RTX lacks.
+    Polygraphy's TrtRunner takes the tensor-address path on every version: nothing to compare."""
+    source = Path(runner.__file__).read_text()
+    assert not any(name in source for name in ("execute_async_v2", "num_bindings", "get_binding_index", "api_path"))

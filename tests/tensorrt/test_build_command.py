@@ -55,7 +55,8 @@ def test_a_tensorrt_execution_failure_is_exit_4_not_bad_input(tiny_bundle, capsy
     import inspect
 
     from edge_se.errors import ExecutionError
-    from edge_se.tensorrt import build, runner
+    from edge_se.runtime.backends import tensorrt_runner as runner
+    from edge_se.tensorrt import build
 
     # the runner raises it wherever execute_async_v2/v3 reports failure
     tree = ast.parse(inspect.getsource(runner))

@@ -13,7 +13,7 @@ def _gpu_tensorrt():
 
     if not installed("tensorrt"):
         return "needs TensorRT: pip install 'edge-se[tensorrt]'"
-    from edge_se.tensorrt.cuda import device_info
+    from edge_se.runtime.backends.cuda_device import device_info
 
     if device_info() is None:
         return "needs an NVIDIA GPU (none found)"
@@ -32,7 +32,7 @@ def test_engine_matches_onnxruntime_within_the_precision_tolerance(tiny_bundle, 
     from edge_se.tensorrt._import import import_tensorrt
     from edge_se.tensorrt.build import build_bundle_engine
     from edge_se.tensorrt.recipe import load_recipe
-    from edge_se.tensorrt.runner import TensorRTRunner
+    from edge_se.runtime.backends.tensorrt_runner import TensorRTRunner
     from edge_se.reference.numerics import compare_outputs
 
     v = import_tensorrt().version
@@ -53,7 +53,7 @@ def test_input_outside_the_profile_is_refused_with_the_range(tiny_bundle, tmp_pa
     from edge_se.tensorrt._import import import_tensorrt
     from edge_se.tensorrt.build import build_bundle_engine
     from edge_se.tensorrt.recipe import load_recipe
-    from edge_se.tensorrt.runner import TensorRTRunner
+    from edge_se.runtime.backends.tensorrt_runner import TensorRTRunner
 
     v = import_tensorrt().version
     recipe = tmp_path / "r.toml"

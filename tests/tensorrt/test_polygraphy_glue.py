@@ -57,7 +57,7 @@ def test_no_calibration_set_when_tensorrt_asks_for_data_names_the_fix():
 
 def test_polygraphy_serves_one_tensorrt_flavor_per_process():
     pytest.importorskip("polygraphy", reason="needs polygraphy (edge-se[tensorrt])")
-    code = ("from edge_se.tensorrt._polygraphy import import_polygraphy\n"
+    code = ("from edge_se.runtime.backends.trt_polygraphy import import_polygraphy\n"
             "import polygraphy.config as c\n"
             "import_polygraphy('tensorrt_rtx'); assert c.USE_TENSORRT_RTX\n"
             "try:\n    import_polygraphy('tensorrt')\nexcept Exception as e:\n    print(type(e).__name__, e)\n")

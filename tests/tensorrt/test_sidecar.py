@@ -137,7 +137,7 @@ def test_the_runner_puts_a_dla_engine_on_its_core_and_collects_this_devices_core
     import inspect
 
     from edge_se.errors import InputError
-    from edge_se.tensorrt import runner
+    from edge_se.runtime.backends import tensorrt_runner as runner
 
     assert runner.dla_core({**BUILT, "dla_core": 1}) == 1 and runner.dla_core(BUILT) is None
     assert runner.dla_core(None) is None
@@ -145,4 +145,4 @@ def test_the_runner_puts_a_dla_engine_on_its_core_and_collects_this_devices_core
         runner.dla_core({"dla_core": "0"})
     source = inspect.getsource(runner.TensorRTRunner.activate)
     assert '"dla_cores": int(getattr(self._runtime, "num_DLA_cores"' in source
-    assert source.index("self._runtime.DLA_core = core") < source.index("deserialize_cuda_engine")
+    assert source.index("self._runtime.DLA_core = core") < source.index("EngineFromBytes")

@@ -210,10 +210,9 @@ def test_the_stages_own_bundle_builds_with_a_shipped_recipe_and_the_matrix_finds
 
 def test_the_runner_api_it_takes_exists_in_the_real_rtx_bindings(rtx):
     """Every class and member the runner's path for RTX calls, looked up on the installed module."""
-    from edge_se.tensorrt import runner
+    from edge_se.runtime.backends import tensorrt_runner as runner
 
-    groups = [runner.TRT_API["common"], runner.TRT_API[runner.api_path(rtx.version, rtx.flavor)]]
-    gaps = [f"{cls}.{m}" for g in groups for cls, members in g.items() for m in members
+    gaps = [f"{cls}.{m}" for cls, members in runner.TRT_API.items() for m in members
             if not hasattr(getattr(rtx.module, cls, None), m)]
     assert not gaps, gaps
 

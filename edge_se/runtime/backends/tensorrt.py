@@ -1,4 +1,4 @@
-"""TensorRT backend: a thin adapter over ``edge_se.tensorrt.runner.TensorRTRunner``.
+"""TensorRT backend: a thin adapter over :class:`~edge_se.runtime.backends.tensorrt_runner.TensorRTRunner`.
 
 An execution context is not thread-safe, so the adapter keeps a pool of activated runners (one
 context each), created on demand up to ``max_contexts`` and lent to one thread at a time. The
@@ -17,20 +17,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from edge_se.errors import MissingDependencyError
 from edge_se.runtime.backends.base import TensorSpec
 from edge_se.runtime.backends.probe import require_tensorrt
 
 
 def _runner_class():
     require_tensorrt()
-    try:
-        from edge_se.tensorrt.runner import TensorRTRunner
-    except ImportError as e:
-        raise MissingDependencyError(
-            f"the TensorRT backend could not import edge_se.tensorrt.runner ({e}); "
-            "reinstall with: pip install 'edge-se[tensorrt]'"
-        ) from None
+    from edge_se.runtime.backends.tensorrt_runner import TensorRTRunner
+
     return TensorRTRunner
 
 
