@@ -50,14 +50,16 @@ def cuda_device_count() -> int:
 
 
 def tensorrt_available() -> bool:
-    """TensorRT is installed and a CUDA GPU is present."""
-    return installed("tensorrt") and cuda_device_count() > 0
+    """TensorRT and Polygraphy (which runs the engines) are installed and a CUDA GPU is present."""
+    return installed("tensorrt") and installed("polygraphy") and cuda_device_count() > 0
 
 
 def require_tensorrt() -> None:
     """Raise MissingDependencyError naming what is missing for the TensorRT backend."""
     if not installed("tensorrt"):
         raise missing_extra("tensorrt", "tensorrt", "the TensorRT backend")
+    if not installed("polygraphy"):
+        raise missing_extra("polygraphy", "tensorrt", "the TensorRT backend")
     if cuda_device_count() == 0:
         raise MissingDependencyError(
             "the TensorRT backend needs an NVIDIA GPU, but the CUDA driver reports none; "

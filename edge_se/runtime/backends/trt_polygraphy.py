@@ -76,6 +76,8 @@ def import_polygraphy(flavor: str = "tensorrt", purpose: str = "building a Tenso
             G_LOGGER.module_severity = G_LOGGER.WARNING
             G_LOGGER.letter = G_LOGGER.colors = False
             G_LOGGER.use_python_logging_system = True
+            if logging.getLogger("Polygraphy").level == logging.NOTSET:
+                logging.getLogger("Polygraphy").setLevel(logging.WARNING)
         import polygraphy.backend.trt as backend
 
     return backend
