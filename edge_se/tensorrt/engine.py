@@ -198,6 +198,7 @@ def build_serialized(
     rtx = flavor_of(trt) == "tensorrt_rtx"
     p = import_polygraphy(flavor_of(trt))  # first: the missing-extra message if it is not installed
     from polygraphy.exception import PolygraphyException
+
     report = BuildReport(compute_capabilities=list(compute_capabilities))
     sink: list[str] = []
 
