@@ -216,11 +216,5 @@ def model_record(model: Any, where: str = "manifest") -> ModelRecord:
                        reference_backend=backend if backend == "onnxruntime" else "pytorch")
 
 
-def kept_float_nodes(record: dict[str, Any] | None) -> list[str] | None:
-    """ONNX node names a quantize record's precision decision keeps in float (None: no decision)."""
-    decision = precision_decision(record)
-    return None if decision is None else list(decision.kept_nodes)
-
-
 #: the manifest's top-level table holding a measured backend choice (``edge_se.runtime.choice``)
 RUNTIME_CHOICE = "runtime_choice"

@@ -27,6 +27,7 @@ def export(name: str, out: Path, size: int) -> dict:
     import torch
 
     from edge_se.models import create_model, model_info
+    from edge_se.quantize.fp16 import convert_fp16
 
     info = model_info(name)
     c, h, w = (info.default_input_shape or (1, 3, size, size))[1:]
@@ -39,7 +40,9 @@ def export(name: str, out: Path, size: int) -> dict:
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
     qdq = out / f"{name}.int8.qdq.onnx"
     quantize_qdq(fp32, qdq, (c, h, w))
-    return {"name": name, "fp32": fp32.name, "int8_qdq": qdq.name, "input_shape": [2, c, h, w]}
+    fp16 = out / f"{name}.fp16.onnx"
+    convert_fp16(fp32, fp16)  # edge-se's converter: FP32 I/O and overflow-prone ops behind Casts
+    return {"name": name, "fp32": fp32.name, "fp16": fp16.name, "int8_qdq": qdq.name, "input_shape": [2, c, h, w]}
 
 
 def quantize_qdq(src: Path, dst: Path, chw: tuple[int, int, int]) -> None:

@@ -206,3 +206,20 @@ def _shapes(out) -> list:
     if isinstance(out, torch.Tensor):
         return [tuple(out.shape[1:])]
     return [tuple(o.shape[1:]) for o in out]
+
+
+def fp32_onnx_numerics(bundle, ref_fn, images, seed: int) -> tuple[list[dict[str, Any]], Any, Any, Any]:
+    """Numerics of the bundle's ``model.onnx`` (ONNX Runtime) against ``ref_fn`` on real images,
+    noise and scaled noise (x0.1, x10, negated: a branch on the input's sign or scale the trace may
+    have frozen). Returns the checks and the reference outputs, inputs and their descriptions, for
+    the bundle's other FP32 files to be checked on the same data."""
+    from edge_se.reference.check import check_numerics, ort_runner, reference_outputs, validation_inputs
+
+    model = bundle.model()
+    inputs, desc = validation_inputs(bundle.preprocessing(), list(model.input_shape), images=images, seed=seed,
+                                     scaled=True)
+    ref = reference_outputs(ref_fn, inputs)
+    names = [t.name for t in bundle.record("model.onnx").outputs or ()]
+    checks = check_numerics("model.onnx", ort_runner(bundle.verify("model.onnx")), ref, inputs, desc, "fp32",
+                            model.dynamic_batch, names, static_batch=model.input_shape[0])
+    return checks, ref, inputs, desc

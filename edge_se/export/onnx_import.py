@@ -275,15 +275,9 @@ def import_onnx_bundle(
 
 def validate_against_source(bundle: Bundle, ref_fn, images: str | Path | None = None) -> list[dict[str, Any]]:
     """Numerics of ``model.onnx`` against the imported file on real images, noise and scaled noise."""
-    from edge_se.reference.check import check_numerics, ort_runner, reference_outputs, validation_inputs
+    from edge_se.export.checks import fp32_onnx_numerics
 
-    model = bundle.section("model")
-    shape = model["input_shape"]
-    inputs, desc = validation_inputs(bundle.preprocessing(), shape, images=images, seed=0, scaled=True)
-    ref = reference_outputs(ref_fn, inputs)
-    names = [o["name"] for o in bundle.artifact("model.onnx")["outputs"]]
-    checks = check_numerics("model.onnx", ort_runner(bundle.verify("model.onnx")), ref, inputs, desc, "fp32",
-                            model["dynamic_batch"], names, static_batch=shape[0])
+    checks = fp32_onnx_numerics(bundle, ref_fn, images, seed=0)[0]
     for c in checks:
         c["reference"] = "onnxruntime fp32 (the imported ONNX file)"
         bundle.record_check(c)

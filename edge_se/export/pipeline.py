@@ -17,7 +17,7 @@ from edge_se import progress
 from edge_se.bundle import Bundle, atomic_path, atomic_write_text, staged_bundle_dir
 from edge_se.manifest import ONNX, TORCHSCRIPT
 from edge_se.errors import CheckFailed, ExportError, ImagesError, InputError
-from edge_se.export.checks import check_onnx_file, check_shape_size, io_specs, probe_model
+from edge_se.export.checks import check_onnx_file, check_shape_size, fp32_onnx_numerics, io_specs, probe_model
 from edge_se.export.formats import DEFAULT_MAX_BATCH, plan_formats
 from edge_se.export.onnx_export import DEFAULT_OPSET, export_onnx_with_fallback, output_names_for, save_model
 from edge_se.export.opset import downconvert_opset, onnx_opset
@@ -28,7 +28,7 @@ from edge_se.export.tracer import describe, tracer_warning_error
 from edge_se.export.trt_ops import DEFAULT_TRT_VERSION, count_ops, op_support
 from edge_se.preprocess import PreprocessSpec, list_images
 from edge_se.reference.rebuild import state_fingerprint
-from edge_se.reference.check import SECOND_BATCH, check_numerics, reference_outputs, load_torchscript, failed_summary, ort_runner, torch_runner, validation_inputs
+from edge_se.reference.check import SECOND_BATCH, check_numerics, load_torchscript, failed_summary, torch_runner
 from edge_se.export.torch_formats import LOGS, failure_log_path, torch_export_artifacts, validate_torch_formats
 
 #: what the ONNX exporter printed (graph dumps, warnings), kept in the bundle instead of the terminal
@@ -255,18 +255,13 @@ def validate_fp32(bundle: Bundle, module, images: str | Path | None = None) -> l
     each through the runtime backend that runs it. Besides real images and noise, a ``scaled`` set (noise x0.1, x10, negated) exercises a branch
     on the input's sign or scale that the trace may have frozen.
     """
-    shape = bundle.section("model")["input_shape"]
-    spec = bundle.preprocessing()
-    inputs, desc = validation_inputs(spec, shape, images=images, seed=bundle.section("model").get("seed", SEED), scaled=True)
-    dynamic = bundle.section("model")["dynamic_batch"]
-    ref = reference_outputs(torch_runner(module), inputs)
-    names = [o["name"] for o in bundle.artifact("model.onnx")["outputs"]]
-    checks = check_numerics("model.onnx", ort_runner(bundle.verify("model.onnx")), ref, inputs, desc, "fp32", dynamic, names,
-                             static_batch=shape[0])
+    model = bundle.model()
+    checks, ref, inputs, desc = fp32_onnx_numerics(bundle, torch_runner(module), images, seed=model.seed)
+    names = [t.name for t in bundle.record("model.onnx").outputs or ()]
     if "model.ts" in bundle.artifacts:
         ts = load_torchscript(bundle.verify("model.ts"))
-        checks += check_numerics("model.ts", torch_runner(ts), ref, inputs, desc, "fp32", dynamic, names, backend="torchscript",
-                                 static_batch=shape[0])
+        checks += check_numerics("model.ts", torch_runner(ts), ref, inputs, desc, "fp32", model.dynamic_batch, names,
+                                 backend="torchscript", static_batch=model.input_shape[0])
     checks += validate_torch_formats(bundle, ref, inputs, desc)
     for c in checks:
         bundle.record_check(c)

@@ -19,7 +19,7 @@ import numpy as np
 from edge_se import __version__
 from edge_se.bundle import Bundle, atomic_write_bytes, owned_mkdtemp, sha256_file
 from edge_se.errors import BundleError, CalibrationError, EdgeSEError, InputError
-from edge_se.manifest import TENSORRT_CALIBRATION_CACHE, TENSORRT_ENGINE, TRT_QDQ_ARTIFACT, kept_float_nodes
+from edge_se.manifest import TENSORRT_CALIBRATION_CACHE, TENSORRT_ENGINE, TRT_QDQ_ARTIFACT
 from edge_se.tensorrt import sidecar as sc
 from edge_se.tensorrt.plan import BuildPlan, plan_build
 from edge_se.tensorrt.recipe import Recipe
@@ -33,9 +33,8 @@ def input_name(bundle: Bundle, recipe: Recipe) -> str:
     """The model's image input name: the recipe's, else the bundle's ``model.onnx`` record's."""
     if recipe.input_name:
         return recipe.input_name
-    rec = bundle.artifacts.get("model.onnx", {})
-    inputs = rec.get("inputs") or []
-    return inputs[0]["name"] if inputs else "input"
+    name = bundle.record("model.onnx").input_name if "model.onnx" in bundle.artifacts else None
+    return name or "input"
 
 
 def onnx_for(bundle: Bundle, plan: BuildPlan, recipe: Recipe) -> Path:
@@ -52,10 +51,10 @@ def onnx_for(bundle: Bundle, plan: BuildPlan, recipe: Recipe) -> Path:
 
 def check_shapes(bundle: Bundle, plan: BuildPlan, recipe: Recipe) -> None:
     """Refuse a recipe whose shapes the bundle's ONNX input cannot take (static dims differ)."""
-    inputs = bundle.artifacts.get(plan.onnx_artifact, {}).get("inputs") or []
+    inputs = bundle.record(plan.onnx_artifact).inputs if plan.onnx_artifact in bundle.artifacts else None
     if not inputs:
         return
-    shape = inputs[0].get("shape") or []
+    shape = list(inputs[0].shape)
     p = plan.profiles[0]
     for d, dim in enumerate(shape):
         wanted = {p.min[d], p.opt[d], p.max[d]} if d < len(p.min) else set()
@@ -73,13 +72,13 @@ def float_nodes(bundle: Bundle, plan: BuildPlan, onnx_path: Path) -> tuple[list[
     if plan.policy_mode != "layer-constraints":
         return [], "none"
     if plan.policy == "auto":  # the decision the quantize stage recorded for the TensorRT-ready file
-        nodes = kept_float_nodes(bundle.artifacts.get(TRT_QDQ_ARTIFACT))
-        if nodes is None:
+        decision = bundle.record(TRT_QDQ_ARTIFACT).decision if TRT_QDQ_ARTIFACT in bundle.artifacts else None
+        if decision is None:
             raise CalibrationError(
                 f"recipe policy 'auto' needs the decision of the INT8 stage, but {bundle.root} has no "
                 f"{TRT_QDQ_ARTIFACT} with one; run 'edge-se quantize {bundle.root} --precision int8 --policy auto' first"
             )
-        return nodes, f"bundle:{TRT_QDQ_ARTIFACT}"
+        return list(decision.kept_nodes), f"bundle:{TRT_QDQ_ARTIFACT}"
     from edge_se.quantize.patterns import find_attention_gates, gate_node_names
 
     return gate_node_names(find_attention_gates(onnx_path)), "attention-gate patterns"
@@ -91,8 +90,7 @@ def artifact_file(bundle: Bundle, name: str) -> Path:
     The manifest is data: its path must be relative, inside the bundle, and made of plain names
     (it is pasted into build scripts).
     """
-    rec = bundle.artifacts.get(name)
-    rel = rec.get("path", name) if isinstance(rec, dict) else name
+    rel = bundle.record(name).path if name in bundle.artifacts else name
     path = confined_path(bundle.root, rel, f"artifact {name} path")
     for part in str(rel).split("/"):
         safe_name(part, f"artifact {name} path part", str(bundle.root / "manifest.json"))
@@ -101,12 +99,10 @@ def artifact_file(bundle: Bundle, name: str) -> Path:
 
 def artifact_sha256(bundle: Bundle, name: str, path: Path) -> str:
     """The manifest's sha256 of ``path`` (artifact ``name``), checked to be 64 hex digits."""
-    rec = bundle.artifacts.get(name)
-    files = rec.get("files") if isinstance(rec, dict) else None
-    entries = [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+    entries = bundle.record(name).files if name in bundle.artifacts else ()
     rel = path.relative_to(bundle.root).as_posix()
-    entry = next((f for f in entries if f.get("path") == rel), entries[0] if entries else {})
-    digest = entry.get("sha256") or sha256_file(path)
+    entry = next((f for f in entries if f.path == rel), entries[0] if entries else None)
+    digest = entry.sha256 if entry is not None else sha256_file(path)
     return safe_sha256(digest, f"sha256 of {name}", str(bundle.root / "manifest.json"))
 
 

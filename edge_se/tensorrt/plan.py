@@ -121,12 +121,13 @@ def plan_build(recipe: Recipe, version: Version, flavor: str = "tensorrt", input
                 # TRT 8.x: a static calibration profile, required with dynamic shapes.
                 calib_profile = calib_shape
             else:
-                # set_calibration_profile is deprecated on 10.x and known to fail there; the
-                # calibrator then runs at the first profile's opt shape, so batches use it.
+                # No static calibration profile of edge-se's own on 10.x (set_calibration_profile
+                # is deprecated there): Polygraphy's CreateConfig passes the build profile, and
+                # calibration runs at its opt shape, so the batches use it.
                 calib_shape = profiles[0].opt
                 notes.append(
-                    "TensorRT 10.x: no calibration profile set (deprecated API); calibration runs at "
-                    f"the opt shape {list(calib_shape)}"
+                    "TensorRT 10.x: no calibration profile of its own (deprecated API; Polygraphy passes the "
+                    f"build profile); calibration runs at the opt shape {list(calib_shape)}"
                 )
         else:
             path, onnx = "int8-qdq", ONNX_INT8_QDQ

@@ -74,7 +74,7 @@ def test_every_stage_recorded_its_artifacts_in_the_one_vocabulary(chain):
     # the calibration came from the image folder, through the bundle's own preprocessing
     assert "images" in json.dumps(m["artifacts"][vocab.TRT_QDQ_ARTIFACT].get("calibration", {}))
     assert all(c["passed"] for c in m["checks"])
-    assert vocab.kept_float_nodes(m["artifacts"][vocab.TRT_QDQ_ARTIFACT]) is not None
+    assert vocab.precision_decision(m["artifacts"][vocab.TRT_QDQ_ARTIFACT]) is not None
 
 
 def _toml(data: dict) -> str:
@@ -179,7 +179,7 @@ def test_build_script_for_every_shipped_recipe_names_real_files_and_the_recorded
     layers = [a.split("=", 1)[1] for a in args if a.startswith("--layerPrecisions=")]
     if calib and (policy or data["precision"].get("policy")) == "auto":
         # seam 2: the decision the quantize stage recorded, not a pattern the build stage re-derived
-        decided = vocab.kept_float_nodes(m["artifacts"][vocab.TRT_QDQ_ARTIFACT])
+        decided = vocab.precision_decision(m["artifacts"][vocab.TRT_QDQ_ARTIFACT]).kept_nodes
         named = layers[0].split(",") if layers else []
         assert sorted(n.rsplit(":", 1)[0] for n in named) == sorted(decided)
         outputs = [a.split("=", 1)[1] for a in args if a.startswith("--layerOutputTypes=")]
