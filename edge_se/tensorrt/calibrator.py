@@ -22,8 +22,10 @@ ALGORITHMS = {
     "entropy2": ("IInt8EntropyCalibrator2", "EntropyCalibration2"),
     "minmax": ("IInt8MinMaxCalibrator", "MinMaxCalibration"),
 }
-#: The TensorRT API this module uses (checked against each version's bindings by the tests).
+#: The TensorRT API this module uses, on the build path ``TRT_PATH`` (``engine.api_paths``): checked
+#: against the bindings of each version whose plans calibrate (tests/tensorrt/test_api_surface.py).
 TRT_API = {"IInt8EntropyCalibrator2": (), "IInt8MinMaxCalibrator": ()}
+TRT_PATH = "calibrator"
 
 _HEADER = re.compile(r"^TRT-(\d+)-(\w+)$")
 
@@ -151,5 +153,5 @@ def make_calibrator(
 
         atomic_write_bytes(cache_out, cache_in)
     loader = CalibrationBatches(batches, batch_size, input_name)
-    base = getattr(trt, ALGORITHMS[algorithm][0])
+    base = {"entropy2": trt.IInt8EntropyCalibrator2, "minmax": trt.IInt8MinMaxCalibrator}[algorithm]  # ALGORITHMS' classes
     return p.Calibrator(loader, cache=str(cache_out) if cache_out is not None else None, BaseClass=base)

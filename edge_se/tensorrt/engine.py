@@ -7,7 +7,7 @@ it, STRONGLY_TYPED when the plan says), ``SetLayerPrecisions``, ``CreateConfig``
 constraints, calibrator) and ``EngineBytesFromNetwork``. What they cannot express goes through
 Polygraphy's documented hooks ``PostprocessNetwork`` (kept-float layers' output types) and
 ``PostprocessConfig`` (DLA core, TensorRT 8.x's static calibration profile). The TensorRT
-attributes this module touches itself are listed in ``TRT_API`` by path.
+attributes this module touches itself are listed in ``TRT_API`` by the path that runs them.
 """
 
 from __future__ import annotations
@@ -21,8 +21,13 @@ import numpy as np
 from edge_se.errors import ExportError, InputError
 from edge_se.tensorrt.plan import BuildPlan
 
-#: TensorRT API called here directly (Polygraphy's own calls are its business), per path:
-#: "common" everywhere, "classic" on 8.5-10.x, "v8" on 8.x, "dla" where a recipe asks for DLA.
+#: TensorRT API called here directly (Polygraphy's own calls are its business), by the path that
+#: runs it: ``api_paths(plan)`` names a build's paths and ``build_serialized`` dispatches on them
+#: (``if "dla" in paths:``). "common" runs on every build; "layer-precisions" where the plan applies
+#: kept-float layers as constraints (8.5-10.x); "calibration-profile" for 8.x calibration; "dla" where
+#: a recipe asks for DLA. tests/tensorrt/test_api_surface.py finds every TensorRT use in this file
+#: (objects named by the convention in docs/tensorrt.md), checks it is declared under the path it
+#: sits on, and that each path's API exists in every TensorRT version whose plans take that path.
 TRT_API: dict[str, dict[str, tuple[str, ...]]] = {
     "common": {
         "INetworkDefinition": ("num_inputs", "get_input", "num_layers", "get_layer"),
@@ -30,11 +35,11 @@ TRT_API: dict[str, dict[str, tuple[str, ...]]] = {
         "ILayer": ("name",),
         "MemoryPoolType": ("WORKSPACE",),
     },
-    "classic": {
+    "layer-precisions": {
         "ILayer": ("num_outputs", "set_output_type"),
         "DataType": ("FLOAT",),
     },
-    "v8": {
+    "calibration-profile": {
         "Builder": ("create_optimization_profile",),
         "IOptimizationProfile": ("set_shape",),
         "IBuilderConfig": ("set_calibration_profile",),
@@ -46,6 +51,22 @@ TRT_API: dict[str, dict[str, tuple[str, ...]]] = {
         "BuilderFlag": ("GPU_FALLBACK",),
     },
 }
+
+
+
+def api_paths(plan: BuildPlan) -> set[str]:
+    """The ``TRT_API`` paths a build of ``plan`` takes (``build_serialized`` dispatches on these)."""
+    paths = {"common"}
+    if plan.policy_mode == "layer-constraints":
+        paths.add("layer-precisions")
+    if plan.calibrator:
+        paths.add("calibrator")  # edge_se.tensorrt.calibrator (its TRT_PATH)
+        if plan.calibration_profile is not None:
+            paths.add("calibration-profile")
+    if plan.dla_core is not None:
+        paths.add("dla")
+    return paths
+
 
 #: plan builder flags -> CreateConfig arguments (GPU_FALLBACK goes with the DLA settings)
 _FLAGS = {"FP16": ("fp16", True), "INT8": ("int8", True), "OBEY_PRECISION_CONSTRAINTS": ("precision_constraints", "obey")}
@@ -149,11 +170,11 @@ def _create_config(p: Any, trt: Any, rtx: bool, plan: BuildPlan, network: Any, c
     unknown = set(plan.builder_flags) - set(_FLAGS) - {"GPU_FALLBACK"}
     if unknown:
         raise ExportError(f"build plan flags {sorted(unknown)} have no Polygraphy CreateConfig argument here")
-    profile = p.Profile()
+    shapes = p.Profile()  # Polygraphy's; CreateConfig makes the IOptimizationProfile from it
     for name, (lo, opt, hi) in profile_shapes(network, plan).items():
-        profile.add(name, lo, opt, hi)
+        shapes.add(name, lo, opt, hi)
     common = {
-        "profiles": [profile],
+        "profiles": [shapes],
         "builder_optimization_level": plan.optimization_level,
         "memory_pool_limits": {trt.MemoryPoolType.WORKSPACE: plan.workspace_mib << 20} if plan.workspace_mib else None,
         "load_timing_cache": str(timing_cache) if timing_cache else None,
@@ -196,6 +217,7 @@ def build_serialized(
     from edge_se.runtime.backends.trt_polygraphy import captured, flavor_of, import_polygraphy
 
     rtx = flavor_of(trt) == "tensorrt_rtx"
+    paths = api_paths(plan)
     p = import_polygraphy(flavor_of(trt))  # first: the missing-extra message if it is not installed
     from polygraphy.exception import PolygraphyException
 
@@ -205,15 +227,17 @@ def build_serialized(
     def check(network: Any) -> None:
         report.layers = network.num_layers
 
-    network = p.PostprocessNetwork(p.NetworkFromOnnxPath(str(onnx_path), strongly_typed=plan.strongly_typed),
-                                   func=check, name="edge-se: count layers")
-    if plan.policy_mode == "layer-constraints":
-        network = p.SetLayerPrecisions(network, {n: trt.DataType.FLOAT for n in float_layers})
-        network = p.PostprocessNetwork(network, func=lambda network: _float_outputs(trt, network, float_layers, report),
-                                       name="edge-se: kept-float output types")
+    # Polygraphy loaders (lazy callables) are load_*; ``network``, ``config``... are TensorRT objects.
+    load_network = p.PostprocessNetwork(p.NetworkFromOnnxPath(str(onnx_path), strongly_typed=plan.strongly_typed),
+                                        func=check, name="edge-se: count layers")
+    if "layer-precisions" in paths:
+        load_network = p.SetLayerPrecisions(load_network, {n: trt.DataType.FLOAT for n in float_layers})
+        load_network = p.PostprocessNetwork(
+            load_network, func=lambda network: _float_outputs(trt, network, float_layers, report),
+            name="edge-se: kept-float output types")
 
     calibrator = None
-    if plan.calibrator:
+    if "calibrator" in paths:
         from edge_se.tensorrt.calibrator import make_calibrator
 
         batch = plan.calibration_shape[0] if plan.calibration_shape else plan.profiles[0].opt[0]
@@ -223,18 +247,18 @@ def build_serialized(
     timing = Path(plan.timing_cache) if plan.timing_cache and not rtx else None
 
     def postprocess(builder: Any, network: Any, config: Any) -> None:
-        if calibrator is not None and plan.calibration_profile is not None:
+        if "calibration-profile" in paths:
             _calibration_profile(builder, network, config, plan)
-        if plan.dla_core is not None:
+        if "dla" in paths:
             _apply_dla(trt, builder, network, config, plan, report)
 
-    def config(builder: Any, network: Any) -> Any:
+    def load_config(builder: Any, network: Any) -> Any:
         create = _create_config(p, trt, rtx, plan, network, calibrator, compute_capabilities, timing)
         return p.PostprocessConfig(create, func=postprocess)(builder, network)
 
     try:
         with captured(sink):
-            serialized = p.EngineBytesFromNetwork(network, config=config,
+            serialized = p.EngineBytesFromNetwork(load_network, config=load_config,
                                                   save_timing_cache=str(timing) if timing else None)()
     except PolygraphyException as e:
         if calibrator is not None:
