@@ -135,6 +135,15 @@ def test_every_tensorrt_use_in_the_code_is_declared_on_the_path_it_runs_on(path)
     assert undeclared == [], f"{path.name} uses TensorRT API its TRT_API does not declare on that path: {undeclared}"
 
 
+def test_the_paths_a_build_takes_follow_its_plan():
+    p86, p103, p110 = plans("8.6"), plans("10.3"), plans("11.0")
+    assert engine.api_paths(p86["int8-calibrator-minmax/keep-gates"]) == {
+        "common", "calibrator", "calibration-profile", "layer-precisions"}
+    assert engine.api_paths(p103["int8-calibrator-entropy2/all"]) == {"common", "calibrator"}  # no 10.x profile
+    assert engine.api_paths(p103["dla-fp16/fallback=True"]) == {"common", "dla"}
+    assert engine.api_paths(p110["fp16/keep-gates"]) == engine.api_paths(p110["int8-auto/keep-gates"]) == {"common"}
+
+
 def test_every_declared_path_is_one_the_planner_can_choose():
     chosen = {"common"}
     for version in VERSIONS:

@@ -63,12 +63,25 @@ RETURNS: dict[tuple[str, str], str | None] = {
     ("ICudaEngine", "get_tensor_dtype"): "enum:DataType",
     ("ICudaEngine", "get_tensor_profile_shape"): None,
 }
+#: Polygraphy loaders (``p = import_polygraphy(...)``; ``p.X(...)`` is a loader, calling it loads) ->
+#: what the loaded value is, as in RETURNS; a loader not listed here is reported where its result is
+#: bound or used (``p.TrtRunner(...)`` and other non-loader objects are fine: only ``p.X(...)()`` loads).
+POLYGRAPHY_RETURNS: dict[str, str | None] = {
+    "EngineFromBytes": "ICudaEngine",
+    "EngineFromNetwork": "ICudaEngine",
+    "EngineFromPath": "ICudaEngine",
+    "EngineBytesFromNetwork": None,  # the serialized plan
+    "CreateConfig": "IBuilderConfig",
+    "CreateConfigRTX": "IBuilderConfig",
+    "PostprocessConfig": "IBuilderConfig",
+}
 #: what every pybind11 enum value has
 ENUM_VALUE_MEMBERS = ("name", "value")
 #: module attributes that are not API (version, import name)
 MODULE_DUNDERS = ("__version__", "__name__", "__file__")
 _WRAPPER_FACTORIES = ("import_tensorrt",)
 _MODULE_FACTORIES = ("load_bindings",)
+_POLYGRAPHY_FACTORIES = ("import_polygraphy",)
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,11 @@ class _Scanner:
     # -- types ------------------------------------------------------------------------------
     def resolve(self, t, line: int):
         """The value of a ("member", C, m): what RETURNS says (or an "unknown" marker)."""
+        if t and t[0] == "loaded":
+            if t[1] not in POLYGRAPHY_RETURNS:
+                return ("unknown", "polygraphy", t[1])
+            r = POLYGRAPHY_RETURNS[t[1]]
+            return None if r is None else ("obj", r)
         if not t or t[0] != "member":
             return t
         _, cls, member = t
@@ -151,7 +169,7 @@ class _Scanner:
 
     def attr_type(self, base, attr: str, line: int, group: str):
         """Type of ``<base>.attr`` (recording the use when ``base`` is TensorRT)."""
-        if base and base[0] == "member":
+        if base and base[0] in ("member", "loaded"):
             base = self.resolve(base, line)
         if base and base[0] == "unknown":
             self.problems.append(f"line {line}: .{attr} on the result of {base[1]}.{base[2]}, which RETURNS does not "
@@ -164,6 +182,8 @@ class _Scanner:
             return ("cls", attr)
         if base == ("wrapper",):
             return ("module",) if attr == "module" else None
+        if base == ("polygraphy",):
+            return ("loader", attr)
         if base and base[0] == "cls":
             self.record(base[1], attr, line, group)
             return ("enumval", base[1]) if base[1] in self.enums else ("member", base[1], attr)
@@ -208,6 +228,12 @@ class _Scanner:
                 return ("wrapper",)
             if name in _MODULE_FACTORIES:
                 return ("module",)
+            if name in _POLYGRAPHY_FACTORIES:
+                return ("polygraphy",)
+            if tf and tf[0] == "loader":
+                return ("loader-made", tf[1])
+            if tf and tf[0] == "loader-made":
+                return ("loaded", tf[1])
             if tf and tf[0] == "cls":
                 return ("obj", tf[1])
             if tf and tf[0] == "member":
@@ -230,7 +256,7 @@ class _Scanner:
 
     # -- statements -------------------------------------------------------------------------
     def bind(self, target: ast.expr, t, scope: _Scope, group: str, line: int) -> None:
-        if t and t[0] == "member":
+        if t and t[0] in ("member", "loaded"):
             t = self.resolve(t, line)
         if isinstance(target, ast.Name):
             if t and t[0] == "unknown":
@@ -246,6 +272,15 @@ class _Scanner:
             for el in target.elts:
                 self.bind(el, None, scope, group, line)
         else:
+            if isinstance(target, ast.Attribute) and t and t[0] in ("obj", "module", "unknown"):
+                # an attribute outlives the function: only its name can carry the type to other code
+                said = ("module",) if _strip(target.attr) in MODULE_NAMES else (
+                    ("obj", NAMES[_strip(target.attr)]) if _strip(target.attr) in NAMES else None)
+                if said != t:
+                    what = "the bindings module" if t[0] == "module" else (
+                        t[1] if t[0] == "obj" else f"the result of {t[1]}.{t[2]}")
+                    self.problems.append(f"line {line}: .{target.attr} holds {what}, which its name does not say "
+                                         "(name it by the convention, NAMES)")
             self.infer(target, scope, group)  # attribute / subscript targets: a write is a use
 
     def function(self, node, scope: _Scope, group: str, top: bool = False) -> None:
