@@ -135,6 +135,25 @@ def test_every_tensorrt_use_in_the_code_is_declared_on_the_path_it_runs_on(path)
     assert undeclared == [], f"{path.name} uses TensorRT API its TRT_API does not declare on that path: {undeclared}"
 
 
+@pytest.mark.parametrize("path", USING, ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_every_declared_attribute_is_used_on_its_path(path):
+    """No stale declaration (it would be checked for nothing). Members of an enum whose values the
+    module reads by name (the runner's dtype table) count as used."""
+    result = MODULES[path]
+    groups = declared_groups(_module(path))
+    used = {(u.group if len(groups) > 1 else next(iter(groups)), u.cls, u.member) for u in result.uses}
+    stale = []
+    for g, api in groups.items():
+        for cls, members in api.items():
+            if not any(c == "trt" and m == cls or c == cls for _, c, m in used) and cls not in result.by_name:
+                stale.append(f"{g}: {cls}")
+            for m in members:
+                on_path = any(c == cls and mm == m and (ug == g or g == "common") for ug, c, mm in used)
+                if not on_path and cls not in result.by_name:
+                    stale.append(f"{g}: {cls}.{m}")
+    assert stale == [], f"{path.name} declares TensorRT API it does not use on that path: {stale}"
+
+
 def test_the_paths_a_build_takes_follow_its_plan():
     p86, p103, p110 = plans("8.6"), plans("10.3"), plans("11.0")
     assert engine.api_paths(p86["int8-calibrator-minmax/keep-gates"]) == {

@@ -101,6 +101,7 @@ class Use:
 class Scan:
     uses: list[Use]
     problems: list[str]  # "line N: ..." for what the scan cannot type or check
+    by_name: set[str]  # enums whose values the module reads by ``.name`` (it may handle any member)
 
 
 def _guard(test: ast.expr) -> str | None:
@@ -142,6 +143,7 @@ class _Scanner:
         self.enums = enums
         self.uses: list[Use] = []
         self.problems: list[str] = []
+        self.by_name: set[str] = set()
         self.func_groups: dict[str, str] = {}
 
     # -- types ------------------------------------------------------------------------------
@@ -188,6 +190,8 @@ class _Scanner:
             self.record(base[1], attr, line, group)
             return ("enumval", base[1]) if base[1] in self.enums else ("member", base[1], attr)
         if base and base[0] == "enumval":
+            if attr == "name":
+                self.by_name.add(base[1])
             if attr not in ENUM_VALUE_MEMBERS:
                 self.record(base[1], attr, line, group)
             return None
@@ -460,4 +464,4 @@ def scan(path: Path, enums: set[str]) -> Scan:
     s = _Scanner(enums)
     s.func_groups = _function_groups(tree)
     s.block(tree.body, _Scope(None), "common")
-    return Scan(s.uses, s.problems)
+    return Scan(s.uses, s.problems, s.by_name)
