@@ -24,8 +24,8 @@ from edge_se.tensorrt.plan import BuildPlan
 #: TensorRT API called here directly (Polygraphy's own calls are its business), by the path that
 #: runs it: ``api_paths(plan)`` names a build's paths and ``build_serialized`` dispatches on them
 #: (``if "dla" in paths:``). "common" runs on every build; "layer-precisions" where the plan applies
-#: kept-float layers as constraints (8.5-10.x); "calibration-profile" for 8.x calibration; "dla" where
-#: a recipe asks for DLA. tests/tensorrt/test_api_surface.py finds every TensorRT use in this file
+#: kept-float layers as constraints (8.5-10.x); "calibrator" (the calibrator module's API, 8.5-10.x);
+#: "calibration-profile" for 8.x calibration; "dla" where a recipe asks for DLA. tests/tensorrt/test_api_surface.py finds every TensorRT use in this file
 #: (objects named by the convention in docs/tensorrt.md), checks it is declared under the path it
 #: sits on, and that each path's API exists in every TensorRT version whose plans take that path.
 TRT_API: dict[str, dict[str, tuple[str, ...]]] = {
@@ -51,7 +51,6 @@ TRT_API: dict[str, dict[str, tuple[str, ...]]] = {
         "BuilderFlag": ("GPU_FALLBACK",),
     },
 }
-
 
 
 def api_paths(plan: BuildPlan) -> set[str]:
