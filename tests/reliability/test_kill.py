@@ -66,7 +66,18 @@ def test_quantize_killed_after_a_stage_is_cleaned_by_the_next_run(tmp_path, base
 
 
 def _edge_se_temp(folder: Path) -> set[str]:
-    return {p.name for p in folder.iterdir() if p.name.startswith("edge-se-")}
+    """edge-se's entries in ``folder`` that are residue: no owner PID in the name, or a dead owner.
+    A live edge-se run elsewhere on the machine keeps its own folders; those are not residue."""
+    from edge_se.bundle import TEMP_PREFIXES, _owner_pid, _pid_alive
+
+    out = set()
+    for p in folder.iterdir():
+        prefix = next((x for x in TEMP_PREFIXES if p.name.startswith(x)), None)
+        if prefix is not None or p.name.startswith("edge-se-"):
+            pid = _owner_pid(p.name, prefix) if prefix else None
+            if pid is None or not _pid_alive(pid):
+                out.add(p.name)
+    return out
 
 
 _PATCHED_RUN = """
