@@ -15,7 +15,6 @@ and writes ``report.json``, ``report.md``, ``report.html`` and ``accuracy_vs_lat
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,7 +25,7 @@ from edge_se.manifest import ONNX, TENSORRT_ENGINE, TRT_QDQ_ARTIFACT
 from edge_se.runtime.cli_args import check_choices
 from edge_se.runtime.source import BACKEND_PRECISIONS as RUNTIME_PRECISIONS, PRECISIONS
 from edge_se.validate.eval_data import EvalData, evaluation_data
-from edge_se.validate.stage_variants import Made, kept_info, made_by_stage
+from edge_se.validate.stage_variants import Variant, kept_info, made_by_stage
 
 POLICIES = ("all", "keep-gates", "auto")
 BACKENDS = ("ort", "ov", "trt", "torchscript", "pt2", "aoti", "et")
@@ -38,20 +37,6 @@ TORCH_FILES = {"torchscript": "model.ts", "pt2": "model.pt2", "aoti": "model.aot
 BACKEND_PRECISIONS = {"ov": RUNTIME_PRECISIONS["openvino"], **{b: ("fp32",) for b in TORCH_FILES}}
 FIDELITY_SAMPLES = 64
 CHUNK = 64
-
-
-@dataclass
-class Variant:
-    """One artifact to measure."""
-
-    precision: str
-    policy: str
-    path: Path | None  # None when the file could not be made (see error)
-    created: bool
-    artifact: str
-    info: dict[str, Any] = field(default_factory=dict)
-    #: why the file could not be made (the quantize stage refused); the row reports it as failed
-    error: str | None = None
 
 
 # -- variants ----------------------------------------------------------------------------
@@ -90,11 +75,11 @@ def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path, r
     wanted = ([("fp16", "-")] if "fp16" in precisions else []) + [("int8", p) for p in policies if "int8" in precisions]
     own = {key: _bundle_artifact(bundle, key[0], None if key[0] == "fp16" else key[1]) for key in wanted}
     missing = [key for key in wanted if own[key] is None]
-    made: dict[tuple[str, str], Made] = {}
+    made: dict[tuple[str, str], Variant] = {}
     if missing:
         outcomes, made_notes = made_by_stage(bundle, ("fp16", "-") in missing, [p for q, p in missing if q == "int8"],
                                              data, art_dir, reference)
-        made = {(m.precision, m.policy): m for m in outcomes}
+        made = {(v.precision, v.policy): v for v in outcomes}
         notes += made_notes
     for key in wanted:
         if own[key] is not None:
@@ -102,8 +87,7 @@ def make_variants(bundle, precisions, policies, data: EvalData, workdir: Path, r
             info = kept_info(bundle.record(name).decision) if key[0] == "int8" else {}
             variants.append(Variant(*key, path, False, name, info))
         else:
-            m = made[key]
-            variants.append(Variant(m.precision, m.policy, m.path, True, m.artifact, m.info, m.error))
+            variants.append(made[key])
     if "int8" in precisions:
         trt = bundle.record(TRT_QDQ_ARTIFACT) if TRT_QDQ_ARTIFACT in bundle.artifacts else None
         if trt is not None and trt.format == ONNX:
@@ -277,8 +261,9 @@ def run_matrix(
         if value is not None and value < 1:
             raise InputError(f"{flag} must be a positive integer, got {value}")
     bundle = Bundle.open(bundle_dir)
-    if not bundle.model().dynamic_batch:
-        raise InputError(f"bundle {bundle.root} has a static batch of {bundle.model().input_shape[0]}; the matrix "
+    model = bundle.model()
+    if not model.dynamic_batch:
+        raise InputError(f"bundle {bundle.root} has a static batch of {model.input_shape[0]}; the matrix "
                          "measures batches of its own size (--batch-sizes, fidelity chunks): re-export without "
                          "--static-batch (a TensorRT recipe still fixes the engine's batch)")
     out_dir = Path(out) if out is not None else bundle.root / "report"
@@ -294,7 +279,7 @@ def run_matrix(
             ref = run_batched(run_ref, data.x, CHUNK)
         else:
             module = reference_module(bundle, reference)
-            ref_desc = f"PyTorch ({bundle.manifest['model'].get('spec')})"
+            ref_desc = f"PyTorch ({model.spec})"
             ref = _torch_outputs(module, data.x)
     ref_accuracy = _accuracy(ref[0], data.y)
     with progress.stage("Preparing the artifacts"):
@@ -303,7 +288,8 @@ def run_matrix(
     torch_gates = (onnx_reference_gates(fp32_path, data.x[:FIDELITY_SAMPLES], out_dir / "debug") if module is None
                    else torch_reference_gates(module, fp32_path, data.x[:FIDELITY_SAMPLES]))
     gates = find_attention_gates(fp32_path)
-    out_names = [o["name"] for o in bundle.artifacts.get("model.onnx", {}).get("outputs", [])] or None
+    onnx_outputs = bundle.record("model.onnx").outputs if "model.onnx" in bundle.artifacts else None
+    out_names = [t.name for t in onnx_outputs or ()] or None
     torch_paths = {b: bundle.verify(f) for b, f in TORCH_FILES.items() if f in bundle.artifacts}
     rows = []
     jobs = [(v, b) for b in backends for v in variants]

@@ -22,14 +22,16 @@ from edge_se.manifest import PrecisionDecision
 
 
 @dataclass
-class Made:
-    """One file the stage made (or refused to make, with its error) for the report."""
+class Variant:
+    """One artifact the matrix measures: the bundle's own, or one the stage made (or refused to make)."""
 
     precision: str
     policy: str
+    path: Path | None  # None when the file could not be made (see error)
+    created: bool
     artifact: str
-    path: Path | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: why the file could not be made (the quantize stage refused); the row reports it as failed
     error: str | None = None
 
 
@@ -52,7 +54,7 @@ def _tensor_set(folder: Path, name: str, x: np.ndarray, y: np.ndarray | None, sp
 
 
 def made_by_stage(bundle, fp16: bool, int8_policies: Sequence[str], data, out_dir: Path, reference: Any = None
-                  ) -> tuple[list[Made], list[str]]:
+                  ) -> tuple[list[Variant], list[str]]:
     """Run the quantize stage on a scratch subset of ``bundle``: FP16 when ``fp16``, and INT8 once
     per policy in ``int8_policies`` (calibrated on ``data.calib_x``, ``auto`` measuring its budget
     on ``data.select_x`` when the matrix has held-out data).
@@ -66,7 +68,7 @@ def made_by_stage(bundle, fp16: bool, int8_policies: Sequence[str], data, out_di
     from edge_se.quantize.stage import CPU_ARTIFACT, FP16_ARTIFACT, quantize_fp16, quantize_int8
 
     jobs = ([("fp16", "-")] if fp16 else []) + [("int8", p) for p in int8_policies]
-    made: list[Made] = []
+    made: list[Variant] = []
     methods: dict[str, str] = {}
     with owned_tempdir(".made-", out_dir) as tmp:
         calib = selection = None
@@ -86,7 +88,7 @@ def made_by_stage(bundle, fp16: bool, int8_policies: Sequence[str], data, out_di
                     else:
                         quantize_int8(scratch, calib, policy=policy, evaluation=selection, reference=reference)
             except EdgeSEError as e:
-                made.append(Made(precision, policy, name, error=f"edge-se quantize {flags} refused: {e}"))
+                made.append(Variant(precision, policy, None, True, name, error=f"edge-se quantize {flags} refused: {e}"))
                 continue
             published = FP16_ARTIFACT if precision == "fp16" else CPU_ARTIFACT
             rec = scratch.record(published)
@@ -97,7 +99,7 @@ def made_by_stage(bundle, fp16: bool, int8_policies: Sequence[str], data, out_di
             else:
                 methods[policy] = str((rec.raw.get("calibration") or {}).get("method"))
                 info = kept_info(rec.decision)
-            made.append(Made(precision, policy, name, path, info))
+            made.append(Variant(precision, policy, path, True, name, info))
     notes = []
     if fp16:
         notes.append(f"{FP16_ARTIFACT} was not in the bundle: made here by the quantize stage (its FP16 converter "
@@ -111,4 +113,4 @@ def made_by_stage(bundle, fp16: bool, int8_policies: Sequence[str], data, out_di
     return made, notes
 
 
-__all__ = ["Made", "kept_info", "made_by_stage"]
+__all__ = ["Variant", "kept_info", "made_by_stage"]
