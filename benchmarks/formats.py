@@ -7,7 +7,10 @@ latency at batch 1 and 8, each through the edge-se runtime backend that runs it.
 Exports one bundle with ``--formats onnx,ts,pt2,aoti,pte`` (pte only when ExecuTorch is
 installed: ``pip install 'edge-se[executorch]'``), then times each artifact. Export times are the
 stage timings the manifest records (ONNX: trace + export + simplify; each torch.export format its
-own step). Machines differ: report the printed CPU model with the figures.
+own step). With ExecuTorch, ``model.pt2`` is also quantized to ``model.int8.pte`` on ``--calib``
+(the quantize stage's ``--pte`` step: PT2E with the XNNPACK quantizer, static batch 1, so its
+batch-8 figure is 8 batch-1 calls) and its top-1 agreement and logit SQNR against ``model.onnx`` on
+the calibration images are printed. Machines differ: report the printed CPU model with the figures.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=20, help="timed runs per batch size (after 3 warm-up runs)")
     ap.add_argument("--work", help="folder for the bundle (default: a temp folder)")
     ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--calib", default=str(Path(__file__).resolve().parents[1] / "calibration" / "sample-images.toml"),
+                    help="calibration set for model.int8.pte (default: calibration/sample-images.toml)")
     args = ap.parse_args()
 
     import numpy as np
@@ -66,33 +71,65 @@ def main() -> int:
     rows = []
     print("| artifact | backend | export s | size MB | load s | p50 b1 ms | p50 b8 ms |")
     print("|---|---|---|---|---|---|---|")
-    for name, backend in BACKENDS.items():
-        if name not in bundle.artifacts:
-            continue
-        size = sum(f["bytes"] for f in bundle.artifact(name)["files"]) / 1e6
+
+    def timed(name: str, backend: str, export_s: float, size: float, load, run) -> dict:
         t = time.perf_counter()
-        rt = Runtime.load(out, backend=backend, artifact=name, threads=args.threads, warmup=0)
-        load = time.perf_counter() - t
+        handle = load()
+        load_s = time.perf_counter() - t
         p50 = {}
         for b in (1, 8):
             x = rng.standard_normal((b, *shape[1:])).astype(np.float32)
             for _ in range(3):
-                rt.run({"input": x})
+                run(handle, x)
             times = []
             for _ in range(args.runs):
                 t = time.perf_counter()
-                rt.run({"input": x})
+                run(handle, x)
                 times.append(time.perf_counter() - t)
             p50[b] = statistics.median(times) * 1e3
-        rt.close()
-        export_s = sum(timings.get(k, 0.0) for k in EXPORT_KEYS[name])
-        row = {"artifact": name, "backend": backend, "export_s": round(export_s, 1), "size_mb": round(size, 1),
-               "load_s": round(load, 2), "p50_b1_ms": round(p50[1], 2), "p50_b8_ms": round(p50[8], 2)}
-        rows.append(row)
-        print(f"| {name} | {backend} | {export_s:.1f} | {size:.1f} | {load:.2f} | {p50[1]:.2f} | {p50[8]:.2f} |", flush=True)
+        rows.append({"artifact": name, "backend": backend, "export_s": round(export_s, 1), "size_mb": round(size, 1),
+                     "load_s": round(load_s, 2), "p50_b1_ms": round(p50[1], 2), "p50_b8_ms": round(p50[8], 2)})
+        print(f"| {name} | {backend} | {export_s:.1f} | {size:.1f} | {load_s:.2f} | {p50[1]:.2f} | {p50[8]:.2f} |",
+              flush=True)
+        return rows[-1]
+
+    for name, backend in BACKENDS.items():
+        if name not in bundle.artifacts:
+            continue
+        size = sum(f["bytes"] for f in bundle.artifact(name)["files"]) / 1e6
+        timed(name, backend, sum(timings.get(k, 0.0) for k in EXPORT_KEYS[name]), size,
+              lambda n=name, b=backend: Runtime.load(out, backend=b, artifact=n, threads=args.threads, warmup=0),
+              lambda rt, x: rt.run({"input": x}))
+    if "model.pte" in bundle.artifacts:
+        int8_pte(bundle, args.calib, work, timed)
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": cpu_model(), "model": args.model, "rows": rows}, indent=2))
     return 0
+
+
+def int8_pte(bundle, calib: str, work: Path, timed) -> None:
+    """Quantize ``model.pt2`` to ``model.int8.pte`` as ``edge-se quantize --pte`` does, time it like
+    the other rows and measure it against ``model.onnx`` on the calibration images."""
+
+    from edge_se.calibration.build import calibration_from
+    from edge_se.quantize import pte_int8
+    from edge_se.reference.check import ort_runner, run_batched
+    from edge_se.reference.metrics import logit_metrics
+
+    calibration = calibration_from(calib, work / "calib", preprocessing=bundle.preprocessing())
+    path = work / pte_int8.PTE_INT8_ARTIFACT
+    t = time.perf_counter()
+    record = pte_int8.write_int8_pte(bundle, calibration, path)
+    export_s = time.perf_counter() - t
+    row = timed(pte_int8.PTE_INT8_ARTIFACT, "executorch", export_s, path.stat().st_size / 1e6,
+                lambda: pte_int8.runner(path, record), lambda fn, x: run_batched(fn, x, 1))
+    x = calibration.array()
+    got = run_batched(pte_int8.runner(path, record), x, 1)[0]
+    ref = ort_runner(bundle.verify("model.onnx"))(x)[0]
+    m = logit_metrics(ref, got)
+    print(f"# {pte_int8.PTE_INT8_ARTIFACT} vs model.onnx on {len(x)} calibration images: top-1 agreement "
+          f"{m['agreement']:.2f} %, logit SQNR {m['sqnr_db']:.1f} dB", flush=True)
+    row.update(agreement=round(m["agreement"], 2), sqnr_db=round(m["sqnr_db"], 1), calibration=calib)
 
 
 if __name__ == "__main__":

@@ -88,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             builders, methods = {}, {}
             for fl in flavours.FLAVOURS:
                 if args.method == "auto":
-                    ranges, report = flavours.choose_ranges(fl, stats, weights, fp32, xs, ref=ref_sel)
+                    ranges, report = flavours.choose_ranges(fl, stats, weights[fl], fp32, xs, ref=ref_sel)
                     methods[fl] = report["chosen"]
                 else:
                     ranges, methods[fl] = stats.ranges(args.method), args.method
-                builders[fl] = flavours.builder(fl, ranges, weights)
+                builders[fl] = flavours.builder(fl, ranges, weights[fl])
             print(f"# {attn}_digits ranges: {methods}", flush=True)
 
             def add(variant: str, path: Path, kept: int | str = "-", share: float | None = None,

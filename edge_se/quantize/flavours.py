@@ -89,13 +89,21 @@ def check_weight_rounding(rounding: str) -> str:
     return rounding
 
 
-def rounded_weights(rounding: str, model_path: Path, batches) -> dict[str, np.ndarray] | None:
-    """GPTQ weights for ``rounding == "gptq"``, ``None`` (round-to-nearest) for ``"nearest"``."""
+def rounded_weights(rounding: str, model_path: Path, batches, *,
+                    reduce_range: bool | None = None) -> dict[str, dict[str, np.ndarray] | None]:
+    """Each flavour's weights (``{flavour: weights}``, for :func:`builder` and :func:`choose_ranges`):
+    GPTQ for ``rounding == "gptq"``, ``None`` (round-to-nearest) for ``"nearest"``. GPTQ rounds on
+    the grid the file's quantizer uses: the CPU file's is 7-bit where ``reduce_range`` (``None``:
+    this CPU's default, as the CPU builder decides it), the TensorRT file's always 8-bit."""
     if check_weight_rounding(rounding) == "nearest":
-        return None
-    from edge_se.quantize.gptq import gptq_weights
+        return {fl: None for fl in FLAVOURS}
+    from edge_se.quantize.cpu_int8 import default_reduce_range
+    from edge_se.quantize.gptq import QMAX, QMAX_REDUCED, gptq_grids
 
-    return gptq_weights(model_path, batches)
+    reduced = default_reduce_range() if reduce_range is None else reduce_range
+    cpu = QMAX_REDUCED if reduced else QMAX
+    grids = gptq_grids(model_path, batches, sorted({QMAX, cpu}))
+    return {"cpu": grids[cpu], "trt": grids[QMAX]}
 
 
 __all__ = ["AUTO_CANDIDATES", "DEFAULT_WEIGHT_ROUNDING", "choose_ranges", "FLAVOURS", "WEIGHT_ROUNDINGS", "builder", "check_weight_rounding",

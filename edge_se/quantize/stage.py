@@ -323,23 +323,24 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
 
     t0 = time.perf_counter()
     with progress.stage(f"Rounding weights ({weight_rounding})"):
-        weights = flavours.rounded_weights(weight_rounding, prepared, calibration.batches(mem.calib_batch))
+        weights = flavours.rounded_weights(weight_rounding, prepared, calibration.batches(mem.calib_batch),
+                                           reduce_range=reduce_range)
     timings["round_weights"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     chosen: dict[str, Any] = {}
     if method == "auto":
         with progress.stage("Choosing activation ranges for each INT8 file (minmax, mse, percentile)"):
             for fl in flavours.FLAVOURS:
-                chosen[fl] = flavours.choose_ranges(fl, stats, weights, prepared, eval_x, reduce_range=reduce_range,
-                                                    ref=eval_ref)
+                chosen[fl] = flavours.choose_ranges(fl, stats, weights[fl], prepared, eval_x,
+                                                    reduce_range=reduce_range, ref=eval_ref)
             progress.info("activation ranges: " + ", ".join(f"{fl} file {c[1]['chosen']}" for fl, c in chosen.items()))
     else:
         fixed = stats.ranges(method, percentile)
         chosen = {fl: (fixed, None) for fl in flavours.FLAVOURS}
     timings["choose_ranges"] = round(time.perf_counter() - t0, 3)
     ranges = chosen["trt"][0]  # the TensorRT cache and ranges.json follow the TensorRT file
-    cpu_builder = flavours.builder("cpu", chosen["cpu"][0], weights, reduce_range=reduce_range)
-    trt_builder = flavours.builder("trt", ranges, weights)
+    cpu_builder = flavours.builder("cpu", chosen["cpu"][0], weights["cpu"], reduce_range=reduce_range)
+    trt_builder = flavours.builder("trt", ranges, weights["trt"])
 
     t0 = time.perf_counter()
     if policy != "auto":  # all / keep-gates: decided on the graph alone, the same for both files
@@ -410,7 +411,7 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
                 **({"method_choice": report} if report else {})}
 
     common = dict(stage="quantize", format=ONNX, precision="int8", policy=policy,
-                  weights={"rounding": weight_rounding, "layers_rounded": len(weights or {}),
+                  weights={"rounding": weight_rounding, "layers_rounded": len(weights["trt"] or {}),
                            "grid": "int8 symmetric per output channel, scale = max|w| / 127"},
                   source="model.onnx", **_io(bundle))
     published = [TRT_ARTIFACT, CPU_ARTIFACT, CACHE_ARTIFACT, RANGES_FILE]
@@ -424,10 +425,9 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
                             int8={"activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel"},
                             **common)
         cpu_common = common
-        if cpu_info.get("reduce_range"):  # ONNX Runtime re-rounds the weights to its 7-bit grid
+        if cpu_info.get("reduce_range"):  # rounded on ONNX Runtime's 7-bit grid (gptq.QMAX_REDUCED)
             cpu_common = {**common, "weights": {**common["weights"], "grid": "int8 symmetric per output channel, "
-                                                "7-bit (reduce_range): the rounding above, then ONNX Runtime's "
-                                                "nearest rounding to [-64, 64]"}}
+                                                "7-bit (reduce_range): scale = max|w| / 64, q in [-64, 64]"}}
         bundle.add_artifact(CPU_ARTIFACT, backend="onnxruntime", int8=cpu_info, **extra[CPU_ARTIFACT],
                             calibration=file_calibration("cpu"),
                             kept_in_float=decisions[CPU_ARTIFACT].to_dict(), **cpu_common)

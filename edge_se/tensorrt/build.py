@@ -68,7 +68,19 @@ def check_shapes(bundle: Bundle, plan: BuildPlan, recipe: Recipe) -> None:
 
 
 def float_nodes(bundle: Bundle, plan: BuildPlan, onnx_path: Path) -> tuple[list[str], str]:
-    """ONNX node names the precision policy keeps in float, and where the list came from."""
+    """ONNX node names the precision policy keeps in float, and where the list came from.
+
+    A build from the Q/DQ file takes its precisions from the graph, so the file must have been
+    quantized under the recipe's policy (``auto``: whatever the INT8 stage decided)."""
+    if plan.onnx_artifact == TRT_QDQ_ARTIFACT and plan.policy != "auto":
+        made = bundle.record(TRT_QDQ_ARTIFACT).policy if TRT_QDQ_ARTIFACT in bundle.artifacts else None
+        if made is not None and made != plan.policy:
+            raise CalibrationError(
+                f"the recipe's precision.policy is {plan.policy!r} but {TRT_QDQ_ARTIFACT} in {bundle.root} was "
+                f"quantized with policy {made!r}, and a {plan.path} build takes its precisions from that file; run "
+                f"'edge-se quantize {bundle.root} --precision int8 --policy {plan.policy}' or set the recipe's "
+                f"policy to {made!r} (or 'auto')"
+            )
     if plan.policy_mode != "layer-constraints":
         return [], "none"
     if plan.policy == "auto":  # the decision the quantize stage recorded for the TensorRT-ready file

@@ -20,6 +20,8 @@ from zoo_helpers import digits_recipe
 RECIPE = digits_recipe("digits-orin-int8", "jetson-orin", ">=10.3,<10.4",
                        'mode = "int8"\nint8 = "calibrator"\npolicy = "{policy}"\ncalibrator = "minmax"',
                        '[calibration]\nspec = "calib.toml"\nbatch = 4\n')
+QDQ_RECIPE = digits_recipe("digits-orin-qdq", "jetson-orin", ">=10.3,<10.4",
+                           'mode = "int8"\nint8 = "qdq"\npolicy = "{policy}"')
 
 
 def _cli(*args) -> subprocess.CompletedProcess:
@@ -78,3 +80,49 @@ def test_recipe_auto_without_an_int8_decision_is_refused(tmp_path, small_calib_s
     recipe.write_text(RECIPE.format(policy="auto"))
     r = _cli("build", b, "--recipe", recipe, "--script-only", "10.3")
     assert r.returncode == 2 and "policy 'auto' needs the decision of the INT8 stage" in r.stderr
+
+
+@pytest.mark.parametrize("policy", ["auto", "keep-gates", "all"])
+def test_the_python_builds_plan_keeps_in_float_what_the_manifest_decided(quantized, tmp_path, policy):
+    """The plan ``edge-se build`` follows on 10.3 (layer precisions + obey) names the manifest's
+    kept-float nodes, the same list its trtexec script gets."""
+    from edge_se.bundle import Bundle
+    from edge_se.tensorrt.build import float_nodes, input_name
+    from edge_se.tensorrt.engine import api_paths
+    from edge_se.tensorrt.plan import plan_build
+    from edge_se.tensorrt.recipe import load_recipe
+
+    (tmp_path / "calib.toml").write_text("")  # the plan does not read the set; the recipe must name one
+    recipe_path = tmp_path / "r.toml"
+    recipe_path.write_text(RECIPE.format(policy=policy))
+    recipe = load_recipe(recipe_path)
+    bundle = Bundle.open(quantized)
+    plan = plan_build(recipe, (10, 3, 0), "tensorrt", input_name(bundle, recipe))
+    nodes, source = float_nodes(bundle, plan, bundle.verify(plan.onnx_artifact))
+    assert plan.path == "int8-calibrator" and plan.onnx_artifact == "model.onnx"
+    if policy == "all":
+        assert (nodes, plan.policy_mode, "layer-precisions" in api_paths(plan)) == ([], "none", False)
+        assert "OBEY_PRECISION_CONSTRAINTS" not in plan.builder_flags
+        return
+    decided = bundle.record("model.int8.trt.onnx").decision.kept_nodes
+    assert decided and sorted(nodes) == sorted(decided)
+    assert source == ("bundle:model.int8.trt.onnx" if policy == "auto" else "attention-gate patterns")
+    assert "layer-precisions" in api_paths(plan) and "OBEY_PRECISION_CONSTRAINTS" in plan.builder_flags
+
+
+@pytest.mark.parametrize("policy", ["auto", "keep-gates", "all"])
+def test_a_qdq_build_refuses_a_qdq_file_quantized_under_another_policy(quantized, tmp_path, policy):
+    """A Q/DQ build takes its precisions from model.int8.trt.onnx (here quantized with keep-gates):
+    a recipe asking for another policy is refused, not built with the file's."""
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(QDQ_RECIPE.format(policy=policy))
+    script = quantized / "build_digits-orin-qdq.sh"
+    r = _cli("build", quantized, "--recipe", recipe, "--script-only", "10.3")
+    if policy == "all":
+        assert r.returncode == 2 and not script.exists()
+        assert "quantized with policy 'keep-gates'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        return
+    assert r.returncode == 0, r.stderr
+    args = _script_args(script)
+    assert "--onnx=model.int8.trt.onnx" in args and not [a for a in args if a.startswith("--layerPrecisions")]
+    script.unlink()

@@ -49,8 +49,8 @@ def test_default_policy_is_int8_and_faithful_on_digits_hard(attn, trained_bundle
     failures = []
     assert DEFAULT_METHOD == "auto"
     for flavour in flavours.FLAVOURS:
-        ranges, _ = flavours.choose_ranges(flavour, stats, weights, fp32, selection[0])
-        build = flavours.builder(flavour, ranges, weights)
+        ranges, _ = flavours.choose_ranges(flavour, stats, weights[flavour], fp32, selection[0])
+        build = flavours.builder(flavour, ranges, weights[flavour])
         d = policies.decide(DEFAULT_POLICY, fp32, builder=build, x=selection[0], labels=selection[1])
         build(fp32, tmp_path / f"{flavour}.onnx", d.kept_nodes)
         m = logit_metrics(ref, run_onnx(tmp_path / f"{flavour}.onnx", x), y)
@@ -73,7 +73,7 @@ def test_gptq_rounding_beats_round_to_nearest_on_trained_weights(attn, trained_b
     x, _ = digits_hard(seed=0)
     x = x[::4]
     ref = run_onnx(fp32, x)
-    gptq = flavours.rounded_weights("gptq", fp32, deploy_calib.batches(32))
+    gptq = flavours.rounded_weights("gptq", fp32, deploy_calib.batches(32))["trt"]  # the 8-bit grid
     out = {}
     for name, w in (("gptq", gptq), ("nearest", _round_to_nearest(fp32, gptq))):
         with_weights(fp32, tmp_path / f"{name}.onnx", w)

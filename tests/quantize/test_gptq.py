@@ -146,3 +146,37 @@ def test_int8_files_carry_exactly_the_gptq_weights_and_kept_layers_their_own(se_
         np.testing.assert_allclose(got, w, rtol=1e-6, atol=1e-7)
         compared += 1
     assert compared == len(weights) - 1
+
+
+def test_the_cpu_files_7_bit_weights_are_gptqs_own_on_that_grid(se_fp32, small_calib, tmp_path):
+    """With reduce_range GPTQ rounds the CPU file's weights on ONNX Runtime's [-64, 64] grid, so the
+    file carries exactly them (rounded once, not GPTQ's 8-bit values re-rounded to 7 bits), while the
+    TensorRT file's weights stay on the 8-bit grid."""
+    from edge_se.quantize.gptq import QMAX_REDUCED
+
+    weights = flavours.rounded_weights("gptq", se_fp32, small_calib.batches(16), reduce_range=True)
+    ranges = collect_statistics(se_fp32, small_calib.batches(16)).ranges("minmax")
+    out = tmp_path / "cpu.onnx"
+    info = flavours.builder("cpu", ranges, weights["cpu"], reduce_range=True)(se_fp32, out, [])
+    assert info["reduce_range"] is True
+    q = onnx.load(str(out))
+    ints = [numpy_helper.to_array(i) for i in q.graph.initializer if i.data_type == onnx.TensorProto.INT8]
+    assert ints and max(int(np.abs(a).max()) for a in ints) == QMAX_REDUCED
+    deq = _dequantized_weights(q)
+    for name, w in weights["cpu"].items():
+        got = next(v for k, v in deq.items() if k.startswith(name))
+        np.testing.assert_allclose(got, w, rtol=1e-6, atol=1e-7)
+    twice = 0  # the old way: GPTQ on the 8-bit grid, then ONNX Runtime's nearest 7-bit rounding
+    for name, w8 in weights["trt"].items():
+        s = np.abs(w8).reshape(len(w8), -1).max(axis=1).reshape(-1, *[1] * (w8.ndim - 1)) / QMAX_REDUCED
+        twice += not np.allclose(np.clip(np.rint(w8 / s), -64, 64) * s, weights["cpu"][name], rtol=0, atol=1e-7)
+    assert twice >= len(weights["trt"]) // 2
+
+
+def test_rounding_on_the_reduced_grid_pins_each_row_maximum_at_64():
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(1, 5, 30))
+    x = rng.normal(size=(400, 30))
+    q, scale = round_rows(w, (x.T @ x / len(x))[None], qmax=64)
+    assert np.abs(q).max() <= 64 and (np.abs(q).max(axis=2) == 64).all()
+    np.testing.assert_allclose(scale, np.abs(w).max(axis=2) / 64)

@@ -94,13 +94,20 @@ def test_cpu_flavour_quantizes_the_gates_under_policy_all(se_int8_bundle):
     assert any(producer[n.input[0]].op_type == "DequantizeLinear" for n in sig)
 
 
-def test_both_flavours_come_from_the_same_ranges(se_int8_bundle):
-    """The TRT scale of a tensor is its CPU range made symmetric: same (lo, hi) behind both."""
+def test_both_flavours_come_from_the_same_ranges(export_cached, small_calib, tmp_path):
+    """With one range method for both files (``--method minmax``; ``auto`` chooses per file), the
+    TRT scale of a tensor is its CPU range made symmetric: same (lo, hi) behind both."""
+    import shutil
+
+    from edge_se.bundle import Bundle
     from edge_se.quantize.ranges import load_ranges
+    from edge_se.quantize.stage import quantize_int8
     from edge_se.quantize.trt_cache import symmetric_scale
 
-    ranges = load_ranges(se_int8_bundle.root / "model.int8.ranges.json")
-    model, inits, _ = _load(se_int8_bundle, "model.int8.cpu.onnx")
+    shutil.copytree(export_cached("se_digits", (1, 1, 32, 32)).root, tmp_path / "se")
+    bundle = quantize_int8(Bundle.open(tmp_path / "se"), small_calib, policy="all", method="minmax")
+    ranges = load_ranges(bundle.root / "model.int8.ranges.json")
+    model, inits, _ = _load(bundle, "model.int8.cpu.onnx")
     checked = 0
     for q in (n for n in model.graph.node if n.op_type == "QuantizeLinear"):
         if q.input[0] not in ranges.ranges:
