@@ -12,9 +12,17 @@ calibrated once on 16 crops of scikit-learn's sample photos (min-max). Variants:
 * ``cpu qdq s8s8 (all ops)``: a naive signed, symmetric QDQ of every op;
 * ``cpu qdq u8s8 + pre-process``: ONNX Runtime's ``quant_pre_process`` before quantizing.
 
-Median latency over ``--runs`` single-image runs after warm-up, ``--threads`` intra-op threads.
+Median latency over ``--runs`` single-image runs after warm-up, at each of ``--threads`` intra-op
+thread counts.
 
     python benchmarks/int8_speed.py --threads 1 --runs 30
+
+``--bundle B`` times instead what ``edge-se quantize B --precision int8 --calib ...`` published with
+its defaults (policy ``auto``, ``--method auto``, GPTQ): ``model.onnx`` against
+``model.int8.cpu.onnx`` and ``model.int8.trt.onnx``, with each file's INT8 MAC share and budget
+verdict from the manifest and the stage's recorded time per phase.
+
+    python benchmarks/int8_speed.py --bundle b/se50 --threads 1 2 --runs 30
 """
 
 from __future__ import annotations
@@ -64,10 +72,13 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
-    ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
+    ap.add_argument("--threads", type=int, nargs="+", default=[min(4, os.cpu_count() or 1)])
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--bundle", help="time this quantized bundle's published INT8 files instead")
     args = ap.parse_args(argv)
     progress.set_quiet(True)
+    if args.bundle:
+        return bundle_speed(Path(args.bundle), args.threads, args.runs)
 
     calib = sample_images(16, PreprocessSpec())
     x = calib[:1]
@@ -100,17 +111,56 @@ def main(argv: list[str] | None = None) -> int:
             pre_ranges = collect_statistics(tmp / f"{key}.pre.onnx", [calib[i : i + 4] for i in range(0, 16, 4)])
             quantize_cpu(tmp / f"{key}.pre.onnx", tmp / f"{key}.preq.onnx", pre_ranges.ranges("minmax"))
             variants["cpu qdq u8s8 + pre-process"] = tmp / f"{key}.preq.onnx"
-            base = None
-            for name, path in variants.items():
-                ms = _median_ms(path, x, args.threads, args.runs)
-                base = base or ms
-                rows.append((key, name, ms, base / ms))
-                print(f"{key:12s} {name:28s} {ms:8.1f} ms  x{base / ms:.2f}", flush=True)
-    print(f"\nONNX Runtime CPU, batch 1, {args.threads} threads, median of {args.runs} runs "
-          "(speed-up = FP32 median / variant median)")
-    print(f"{'model':12s} {'variant':28s} {'median':>11s}  speed-up")
-    for key, name, ms, ratio in rows:
-        print(f"{key:12s} {name:28s} {ms:8.1f} ms  x{ratio:.2f}")
+            for threads in args.threads:
+                base = None
+                for name, path in variants.items():
+                    ms = _median_ms(path, x, threads, args.runs)
+                    base = base or ms
+                    rows.append((key, threads, name, ms, base / ms))
+                    print(f"{key:12s} {threads}t {name:28s} {ms:8.1f} ms  x{base / ms:.2f}", flush=True)
+    _table(rows, args.runs)
+    return 0
+
+
+def _table(rows: list[tuple], runs: int) -> None:
+    print(f"\nONNX Runtime CPU, batch 1, median of {runs} runs (speed-up = FP32 median / variant median)")
+    print(f"{'model':12s} {'threads':>7s} {'variant':28s} {'median':>11s}  speed-up")
+    for key, threads, name, ms, ratio in rows:
+        print(f"{key:12s} {threads:7d} {name:28s} {ms:8.1f} ms  x{ratio:.2f}")
+
+
+def bundle_speed(root: Path, threads: list[int], runs: int) -> int:
+    """FP32 against the INT8 files the quantize stage published in ``root``, as recorded."""
+    from edge_se.bundle import Bundle
+    from edge_se.runtime.cpu import cpu_model
+
+    bundle = Bundle.open(root)
+    shape = [int(d) for d in bundle.section("model")["input_shape"]]
+    x = np.random.default_rng(0).standard_normal((1, *shape[1:])).astype(np.float32)
+    files = ["model.onnx"] + [n for n in ("model.int8.cpu.onnx", "model.int8.trt.onnx") if n in bundle.artifacts]
+    if len(files) == 1:
+        print(f"{root} has no INT8 file: run 'edge-se quantize {root} --precision int8 --calib ...' first")
+        return 2
+    model = bundle.section("model").get("name", root.name)
+    print(f"# {model} {shape}, CPU: {cpu_model()}")
+    for name in files[1:]:
+        rec = bundle.record(name)
+        d = rec.decision
+        share = f"{100 * d.int8_mac_share:.1f} %" if d and d.int8_mac_share is not None else "?"
+        met = None if d is None else d.budget_met
+        print(f"# {name}: policy {rec.policy}, INT8 MACs {share}, budget met: {met}, "
+              f"kept float: {len(d.kept_blocks) if d else '?'} block(s)")
+    timings = {k[len("quantize_"):]: v for k, v in bundle.manifest.get("timings", {}).items() if k.startswith("quantize_")}
+    print("# quantize stage, seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    rows = []
+    for t in threads:
+        base = None
+        for name in files:
+            ms = _median_ms(bundle.verify(name), x, t, runs)
+            base = base or ms
+            rows.append((model, t, name, ms, base / ms))
+            print(f"{model:12s} {t}t {name:28s} {ms:8.1f} ms  x{base / ms:.2f}", flush=True)
+    _table(rows, runs)
     return 0
 
 

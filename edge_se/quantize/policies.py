@@ -326,24 +326,47 @@ def _auto(
         base = step([])
         kept: list[int] = []
         final = base
+        probes: dict[str, Any] = {}
         if not base["met"]:
             eligible = [i for i in range(len(blocks)) if cost[i] <= allowance]
             sub = _at_risk(ref, base["got"])
             base_sub = judge(ref[sub], base["got"][sub], None if labels is None else labels[sub], budget)
-            for i in eligible:  # on the samples whose decision INT8 can change (all when the set is small)
-                builder(model_path, out, blocks[i].nodes)
-                m = judge(ref[sub], run_onnx(out, x[sub]), None if labels is None else labels[sub], budget)
-                removed = (base_sub["loss"] - m["loss"]) * len(sub) / len(x)
-                sensitivity.append({"block": blocks[i].name, "kind": blocks[i].kind, "macs": cost[i],
-                                    "loss_removed": removed, "sqnr_db": m["sqnr_db"]})
-            chosen, used = [], 0
-            for i in _rank_gain(sensitivity, eligible, total):  # the ranking cut to the float allowance
-                if used + cost[i] <= allowance:
-                    chosen.append(i)
-                    used += cost[i]
+
+            def cut(probed: list[int]) -> list[int]:
+                chosen, used = [], 0
+                for i in _rank_gain(sensitivity, probed, total):  # the ranking cut to the float allowance
+                    if used + cost[i] <= allowance:
+                        chosen.append(i)
+                        used += cost[i]
+                return chosen
+
+            # Probes in rounds, gates first (candidate order): once the loss the probed blocks remove
+            # alone adds up to the fully quantized file's, their ranking is built and judged; a
+            # configuration that meets the budget ends the probing (early exit), else the next round.
+            probed: list[int] = []
+            chosen: list[int] = []
             results: dict[int, dict[str, Any]] = {0: base}
-            if chosen:
-                results[len(chosen)] = step(chosen)
+            tried = 0.0
+            for start in range(0, len(eligible), PROBE_ROUND):
+                for i in eligible[start:start + PROBE_ROUND]:  # on the samples whose decision INT8 can change
+                    builder(model_path, out, blocks[i].nodes)
+                    m = judge(ref[sub], run_onnx(out, x[sub]), None if labels is None else labels[sub], budget)
+                    removed = (base_sub["loss"] - m["loss"]) * len(sub) / len(x)
+                    sensitivity.append({"block": blocks[i].name, "kind": blocks[i].kind, "macs": cost[i],
+                                        "loss_removed": removed, "sqnr_db": m["sqnr_db"]})
+                    probed.append(i)
+                last = len(probed) == len(eligible)
+                gained = sum(max(e["loss_removed"], 0.0) for e in sensitivity)
+                if not last and (gained < base["loss"] or gained <= tried):
+                    continue
+                tried = gained
+                ranked = cut(probed)
+                if ranked:
+                    chosen = ranked
+                    results = {0: base, len(chosen): step(chosen)}
+                    if results[len(chosen)]["met"]:
+                        break
+            probes = {"eligible": len(eligible), "probed": len(probed), "early_exit": len(probed) < len(eligible)}
             lo, hi = 0, len(chosen)
             if results[hi]["met"]:
                 while hi - lo > 1:  # the shortest prefix that meets the budget (more float taken not to hurt)
@@ -365,6 +388,7 @@ def _auto(
         "samples_to_resolve": budget.samples_to_resolve(labels is not None),
         "float_allowance_macs": int(allowance),
         "sensitivity": sensitivity,
+        "probes": probes,
         "steps": steps,
         "measured_on": f"{len(x)} samples, with the INT8 file's own builder",
     }
@@ -373,6 +397,8 @@ def _auto(
 
 #: the sensitivity probes run on at most this many samples: those nearest to a changed decision
 AT_RISK_SAMPLES = 2048
+#: blocks probed per round before ``auto`` checks whether the probed ones already repair the file
+PROBE_ROUND = 8
 
 
 def _at_risk(ref: np.ndarray, got: np.ndarray, limit: int = AT_RISK_SAMPLES) -> np.ndarray:

@@ -310,6 +310,7 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
     from edge_se.quantize.ranges import collect_statistics, save_ranges
     from edge_se.quantize.trt_cache import CalibrationCache, write_cache
 
+    started = time.perf_counter()
     prepared = named_copy(fp32, staging / "prepared.onnx")
     t0 = time.perf_counter()
     with progress.stage(f"Calibrating on {calibration.count} samples ({method})"):
@@ -323,7 +324,8 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
 
     t0 = time.perf_counter()
     with progress.stage(f"Rounding weights ({weight_rounding})"):
-        weights = flavours.rounded_weights(weight_rounding, prepared, calibration.batches(mem.calib_batch),
+        # batches of the plan's GPTQ chunk: one run and one moment update per layer for each
+        weights = flavours.rounded_weights(weight_rounding, prepared, calibration.batches(mem.gptq_chunk),
                                            reduce_range=reduce_range)
     timings["round_weights"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
@@ -376,6 +378,7 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
             pte_record = pte_int8.write_int8_pte(bundle, calibration, staging / pte_int8.PTE_INT8_ARTIFACT)
         timings["pte"] = round(time.perf_counter() - t0, 3)
 
+    t0 = time.perf_counter()
     with progress.stage("Validating INT8 against the reference"):
         ref_fn, ref_desc = _reference(bundle, fp32, reference)
         n = min(N_NUMERICS, len(eval_x))
@@ -393,6 +396,8 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
             checks += _numerics_checks(name, run, ref_fn, ref_desc, sets, "int8", backend=backend)
             checks.append(_accuracy_check(name, run(eval_x, mem.eval_batch), eval_ref, eval_y, eval_desc))
     _fail_if_any(checks)
+    timings["validate"] = round(time.perf_counter() - t0, 3)
+    timings["total"] = round(time.perf_counter() - started, 3)
     calib_record = {
         "method": method,
         "params": ranges.params,

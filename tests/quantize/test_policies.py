@@ -71,7 +71,7 @@ def test_auto_keeps_everything_int8_when_the_budget_is_met(export_cached, small_
 
 @pytest.mark.parametrize("min_int8", [0.95, 1.0])
 def test_auto_repairs_a_missed_budget_only_inside_the_int8_floor(export_cached, small_calib, min_int8):
-    from edge_se.quantize.policies import Budget, _rank_gain, weighted_macs
+    from edge_se.quantize.policies import PROBE_ROUND, Budget, _rank_gain, weighted_macs
 
     fp32 = export_cached("se_digits", (1, 1, 32, 32)).verify("model.onnx")
     ranges = _shrunk_ranges(fp32, small_calib, 0.05)
@@ -86,7 +86,12 @@ def test_auto_repairs_a_missed_budget_only_inside_the_int8_floor(export_cached, 
     assert steps[0]["kept_count"] == 0 and not steps[0]["met"]  # clipped INT8 misses the budget
     probed = [s["block"] for s in d.details["sensitivity"]]
     allowance = (1 - min_int8) * total
-    assert sorted(probed) == sorted(b for b in blocks if cost[b] <= allowance)  # nothing over the allowance probed
+    eligible = [b for b in blocks if cost[b] <= allowance]  # candidate order: gates first
+    assert probed == eligible[: len(probed)]  # nothing over the allowance probed, in rounds from the start
+    probes = d.details["probes"]
+    assert probes == {"eligible": len(eligible), "probed": len(probed), "early_exit": len(probed) < len(eligible)}
+    if probes["early_exit"]:  # probing stops only at a configuration that meets the budget
+        assert d.details["budget_met"] and len(probed) % PROBE_ROUND == 0
     assert d.int8_mac_share >= min_int8
     if min_int8 == 1.0:
         assert all(cost[b.name] == 0 for b in d.kept_blocks)
@@ -164,3 +169,28 @@ def test_int8_mac_share_counts_the_weighted_layers_left_in_int8(export_cached):
     assert gate_macs > 0
     assert gates.int8_mac_share == round(1 - gate_macs / sum(macs.values()), 4)
     assert gates.to_dict()["int8_mac_share"] == gates.int8_mac_share
+
+
+def test_auto_stops_probing_once_the_probed_blocks_repair_the_file(export_cached, small_calib):
+    """A file only the first gate breaks (kept float, the builder writes the FP32 model; otherwise
+    the clipped INT8 file): the first round of probes finds it, the ranked configuration meets the
+    budget, and the remaining eligible blocks are never probed."""
+    import shutil
+
+    from edge_se.quantize.policies import PROBE_ROUND, Budget
+
+    fp32 = export_cached("se_digits", (1, 1, 32, 32)).verify("model.onnx")
+    ranges = _shrunk_ranges(fp32, small_calib, 0.05)
+    first = candidate_blocks(onnx.load(str(fp32)))[0]
+
+    def builder(src, out, keep):
+        if set(first.nodes) <= set(keep):
+            shutil.copyfile(src, out)
+        else:
+            quantize_cpu(src, out, ranges, keep)
+
+    d = decide("auto", fp32, builder=builder, x=small_calib.array(), budget=Budget(min_agreement=99.0, min_int8=0.5))
+    probes = d.details["probes"]
+    assert probes["eligible"] > PROBE_ROUND
+    assert probes == {"eligible": probes["eligible"], "probed": PROBE_ROUND, "early_exit": True}
+    assert d.details["budget_met"] and [b.name for b in d.kept_blocks] == [first.name]
