@@ -141,7 +141,7 @@ def bundle_speed(root: Path, threads: list[int], runs: int) -> int:
     if len(files) == 1:
         print(f"{root} has no INT8 file: run 'edge-se quantize {root} --precision int8 --calib ...' first")
         return 2
-    model = bundle.section("model").get("name", root.name)
+    model = str(bundle.section("model").get("spec") or root.name)
     print(f"# {model} {shape}, CPU: {cpu_model()}")
     for name in files[1:]:
         rec = bundle.record(name)
