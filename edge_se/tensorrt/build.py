@@ -330,7 +330,7 @@ def _build(bundle: Bundle, recipe: Recipe, folder: Path, staging: Path | None, f
         "driver_version": device.driver_version if device else None,
         "gpu_name": device.name if device else None, "compute_capability": cc,
         "dla_core": plan.dla_core, "target": recipe.target.name, "precision": recipe.precision,
-        "precision_path": plan.path, "policy": recipe.policy, "policy_hash": sc.policy_hash(recipe.policy, nodes),
+        "precision_path": plan.path, "policy": plan.policy, "policy_hash": sc.policy_hash(plan.policy, nodes),
         "calibration_sha256": calib_id,
         "preprocessing_sha256": sc.preprocessing_hash(bundle.manifest.get("preprocessing")),
         "onnx_artifact": plan.onnx_artifact, "onnx_sha256": sha256_file(onnx_path),
@@ -342,7 +342,7 @@ def _build(bundle: Bundle, recipe: Recipe, folder: Path, staging: Path | None, f
         "trtexec_script": script.name if script else None,
         "plan": plan.to_dict(), "build": asdict(report), "float_nodes_from": nodes_from,
         "tensorrt": trt.version_text, "tensorrt_flavor": trt.flavor, "recipe": str(recipe.path or recipe.name),
-        "target": recipe.target.name, "policy": recipe.policy,
+        "target": recipe.target.name, "policy": plan.policy,
     }
     if staging is None:
         return {"path": str(engine_path), "sidecar": str(side), "script": str(script) if script else None, **meta}

@@ -141,8 +141,13 @@ def plan_build(recipe: Recipe, version: Version, flavor: str = "tensorrt", input
         net_flags.append("EXPLICIT_BATCH")  # required for ONNX on 8.x
     # 10.x: explicit batch is the default; 11.x and RTX: strongly typed always (flag deprecated).
 
+    policy = recipe.policy
+    if path == "int8-qdq" and not recipe.policy_set:
+        policy = "auto"
+        notes.append(f"precision.policy not set: the Q/DQ build follows {ONNX_INT8_QDQ} as the INT8 stage made it "
+                     "(policy auto)")
     policy_mode = "none"
-    if recipe.precision != "fp32" and recipe.policy != "all":
+    if recipe.precision != "fp32" and policy != "all":
         policy_mode = "in-graph" if (strongly_typed or path == "int8-qdq") else "layer-constraints"
         if policy_mode == "layer-constraints":
             flags.append("OBEY_PRECISION_CONSTRAINTS")
@@ -168,7 +173,7 @@ def plan_build(recipe: Recipe, version: Version, flavor: str = "tensorrt", input
         calibrator=calibrator,
         calibration_profile=calib_profile,
         calibration_shape=calib_shape,
-        policy=recipe.policy,
+        policy=policy,
         policy_mode=policy_mode,
         profiles=profiles,
         dla_core=recipe.dla_core,

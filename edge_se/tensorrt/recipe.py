@@ -22,7 +22,7 @@ calibration spec) and ``edge-se build BUNDLE --recipe FILE`` (everything). The f
     [precision]
     mode = "int8"                              # fp32 | fp16 | int8
     int8 = "auto"                              # auto | calibrator | qdq (see docs/tensorrt.md)
-    policy = "keep-gates"                      # all | keep-gates | auto
+    policy = "keep-gates"                      # all | keep-gates | auto (unset: keep-gates; a Q/DQ build: auto)
     calibrator = "entropy2"                    # entropy2 | minmax (calibrator path only)
 
     [calibration]
@@ -105,6 +105,8 @@ class Recipe:
     precision: str
     int8_mode: str = "auto"
     policy: str = "all"
+    #: whether the recipe names precision.policy (without one, a Q/DQ build follows the file: auto)
+    policy_set: bool = True
     calibrator: str = "entropy2"
     checkpoint: Path | None = None
     input_name: str | None = None
@@ -325,6 +327,7 @@ def parse_recipe(data: dict[str, Any], where: str, base_dir: Path, text: str = "
         precision=mode,
         int8_mode=int8_mode,
         policy=policy,
+        policy_set="policy" in prec,
         calibrator=calibrator,
         checkpoint=_path(model.get("checkpoint"), base_dir),
         input_name=model.get("input_name"),

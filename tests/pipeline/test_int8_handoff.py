@@ -126,3 +126,27 @@ def test_a_qdq_build_refuses_a_qdq_file_quantized_under_another_policy(quantized
     args = _script_args(script)
     assert "--onnx=model.int8.trt.onnx" in args and not [a for a in args if a.startswith("--layerPrecisions")]
     script.unlink()
+
+
+def test_a_qdq_recipe_without_a_policy_follows_the_qdq_file(quantized, tmp_path):
+    """No precision.policy: the Q/DQ build takes model.int8.trt.onnx as the INT8 stage made it
+    (policy auto), whatever policy that was, and records it; a calibrator build keeps its default."""
+    from edge_se.bundle import Bundle
+    from edge_se.tensorrt.build import float_nodes
+    from edge_se.tensorrt.plan import plan_build
+    from edge_se.tensorrt.recipe import load_recipe
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(digits_recipe("digits-orin-qdq", "jetson-orin", ">=10.3,<10.4", 'mode = "int8"\nint8 = "qdq"'))
+    plan = plan_build(load_recipe(recipe), (10, 3, 0))
+    assert (plan.policy, plan.policy_mode) == ("auto", "in-graph") and any("policy not set" in n for n in plan.notes)
+    bundle = Bundle.open(quantized)
+    assert float_nodes(bundle, plan, bundle.verify(plan.onnx_artifact)) == ([], "none")
+    r = _cli("build", quantized, "--recipe", recipe, "--script-only", "10.3")
+    assert r.returncode == 0, r.stderr
+    (quantized / "build_digits-orin-qdq.sh").unlink()
+    (tmp_path / "calib.toml").write_text("")  # the plan does not read the set; the recipe must name one
+    calib = tmp_path / "c.toml"
+    calib.write_text(digits_recipe("c", "jetson-orin", ">=10.3,<10.4", 'mode = "int8"\nint8 = "calibrator"',
+                                   '[calibration]\nspec = "calib.toml"\nbatch = 4\n'))
+    assert plan_build(load_recipe(calib), (10, 3, 0)).policy == "keep-gates"
