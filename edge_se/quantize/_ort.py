@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from edge_se.quantize.ranges import TensorRanges
+from edge_se.quantize.weight_params import WeightParams
 
 
 def quantize_with_ranges(
@@ -29,11 +30,14 @@ def quantize_with_ranges(
     op_types: Sequence[str] | None = None,
     nodes_to_exclude: Sequence[str] = (),
     extra_options: dict[str, Any] | None = None,
+    weight_params: WeightParams | None = None,
 ) -> None:
     """Quantize ``model_path`` to ``out_path`` with ONNX Runtime from ``ranges``.
 
     ``activation``/``weight``: ``"int8"`` or ``"uint8"``; ``quant_format``: ``"qdq"`` or
     ``"qoperator"``. Weights are always symmetric. The output is one self-contained file.
+    ``weight_params``: the weight scales of earlier builds of this file (learned from the first),
+    handed to ONNX Runtime instead of recomputed (:mod:`edge_se.quantize.weight_params`).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import save_tensors_data
@@ -45,6 +49,10 @@ def quantize_with_ranges(
         "WeightSymmetric": True,
         **(extra_options or {}),
     }
+    if weight_params is not None and quant_format == "qdq":
+        overrides = weight_params.overrides(nodes_to_exclude, reduce_range)
+        if overrides:
+            options["TensorQuantOverrides"] = overrides
     # ORT logs "Please consider pre-processing" and per-node notes at WARNING: keep stderr clean.
     root = logging.getLogger()
     level = root.level
@@ -68,5 +76,7 @@ def quantize_with_ranges(
                 extra_options=options,
                 calibration_cache_path=str(cache),
             )
+        if weight_params is not None and quant_format == "qdq":
+            weight_params.learn(model_path, out_path, reduce_range)
     finally:
         root.setLevel(level)

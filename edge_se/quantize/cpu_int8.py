@@ -31,6 +31,7 @@ import onnx
 
 from edge_se.quantize._ort import quantize_with_ranges
 from edge_se.quantize.ranges import TensorRanges
+from edge_se.quantize.weight_params import WeightParams
 
 FORMATS = ("qdq", "qoperator")
 
@@ -44,8 +45,10 @@ def quantize_cpu(
     reduce_range: bool | None = None,
     quant_format: str = "qdq",
     activation: str = "uint8",
+    weight_params: WeightParams | None = None,
 ) -> dict:
-    """Write the CPU-fast INT8 model; returns the settings used (for the manifest)."""
+    """Write the CPU-fast INT8 model; returns the settings used (for the manifest);
+    ``weight_params``: see :func:`edge_se.quantize._ort.quantize_with_ranges`."""
     if reduce_range is None:
         reduce_range = default_reduce_range()
     model = onnx.load(str(model_path))
@@ -53,7 +56,7 @@ def quantize_cpu(
     with owned_tempdir("edge-se-cpu-int8-") as tmp:
         src = Path(tmp) / "model.onnx"
         onnx.save_model(model, str(src))
-        _quantize(src, out_path, ranges, nodes_to_exclude, reduce_range, quant_format, activation)
+        _quantize(src, out_path, ranges, nodes_to_exclude, reduce_range, quant_format, activation, weight_params)
     return {
         "format": quant_format,
         "activations": f"{activation} asymmetric per-tensor",
@@ -70,7 +73,8 @@ def default_reduce_range() -> bool:
     return int8_saturation_risk() is not None
 
 
-def _quantize(model_path, out_path, ranges, nodes_to_exclude, reduce_range, quant_format, activation) -> None:
+def _quantize(model_path, out_path, ranges, nodes_to_exclude, reduce_range, quant_format, activation,
+              weight_params=None) -> None:
     quantize_with_ranges(
         model_path,
         out_path,
@@ -82,6 +86,7 @@ def _quantize(model_path, out_path, ranges, nodes_to_exclude, reduce_range, quan
         quant_format=quant_format,
         activation_symmetric=False,
         nodes_to_exclude=nodes_to_exclude,
+        weight_params=weight_params,
     )
 
 
@@ -90,10 +95,12 @@ def spatial_means_to_global_pool(model: onnx.ModelProto) -> int:
     place (same node name and output tensor); returns how many were rewritten."""
     from edge_se.quantize.patterns import _Graph
 
-    inferred = onnx.shape_inference.infer_shapes(model)
+    g = _Graph(model)
+    if not any(n.op_type == "ReduceMean" for n in g.nodes):
+        return 0
+    inferred = onnx.shape_inference.infer_shapes(_without_large_floats(model))
     rank = {v.name: len(v.type.tensor_type.shape.dim) for v in list(inferred.graph.value_info) + list(inferred.graph.input)
             if v.type.tensor_type.HasField("shape")}
-    g = _Graph(model)
     spatial = [
         i for i, n in enumerate(g.nodes)
         if n.op_type == "ReduceMean" and rank.get(n.input[0]) == 4 and (g.attr(i, "keepdims") in (None, 1))
@@ -103,6 +110,26 @@ def spatial_means_to_global_pool(model: onnx.ModelProto) -> int:
         n = model.graph.node[i]
         n.CopyFrom(onnx.helper.make_node("GlobalAveragePool", [n.input[0]], list(n.output), name=n.name))
     return len(spatial)
+
+
+def _without_large_floats(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy for shape inference: float initializers of more than 1,024 values become graph
+    inputs of the same type and shape (weights never decide a shape; small ones, such as Reshape
+    targets, stay), so inference does not copy a 100 MB model's weights on every build."""
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+    big = {i.name: i for i in model.graph.initializer if i.data_type in floats and int(np.prod(i.dims)) > 1024}
+    if not big:
+        return model
+    inputs = {v.name for v in model.graph.input}
+    graph = onnx.helper.make_graph(
+        list(model.graph.node), model.graph.name,
+        list(model.graph.input) + [onnx.helper.make_tensor_value_info(n, i.data_type, list(i.dims))
+                                   for n, i in big.items() if n not in inputs],
+        list(model.graph.output), [i for i in model.graph.initializer if i.name not in big],
+        value_info=list(model.graph.value_info))
+    light = onnx.helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    light.functions.extend(model.functions)
+    return light
 
 
 __all__ = ["FORMATS", "quantize_cpu"]

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from edge_se.quantize.ranges import TensorRanges
+from edge_se.quantize.weight_params import WeightParams
 
 #: artifact flavour -> builder(src, out, nodes to keep float)
 Builder = Callable[[Path, Path, Sequence[str]], None]
@@ -25,8 +26,10 @@ DEFAULT_WEIGHT_ROUNDING = "gptq"
 
 
 def builder(flavour: str, ranges: TensorRanges, weights: dict[str, np.ndarray] | None = None, *,
-            reduce_range: bool | None = None) -> Builder:
-    """The builder of ``flavour`` (``cpu``: CPU-fast U8S8 QDQ; ``trt``: TensorRT-ready QDQ)."""
+            reduce_range: bool | None = None, params: WeightParams | None = None) -> Builder:
+    """The builder of ``flavour`` (``cpu``: CPU-fast U8S8 QDQ; ``trt``: TensorRT-ready QDQ).
+    ``params``: the weight scales shared by the builds of this flavour with these ``weights``
+    (learned on the first, reused by the others; ``None``: each build computes its own)."""
     from edge_se.quantize.cpu_int8 import quantize_cpu
     from edge_se.quantize.gptq import with_weights
     from edge_se.quantize.qdq_trt import quantize_trt
@@ -36,8 +39,8 @@ def builder(flavour: str, ranges: TensorRanges, weights: dict[str, np.ndarray] |
 
     def quantize(src: Path, out: Path, keep: Sequence[str]) -> dict:
         if flavour == "cpu":
-            return quantize_cpu(src, out, ranges, list(keep), reduce_range=reduce_range)
-        return quantize_trt(src, out, ranges, list(keep))
+            return quantize_cpu(src, out, ranges, list(keep), reduce_range=reduce_range, weight_params=params)
+        return quantize_trt(src, out, ranges, list(keep), weight_params=params)
 
     def build(src: Path, out: Path, keep: Sequence[str]) -> dict:
         if not weights:
@@ -55,10 +58,12 @@ AUTO_SAMPLES = 2048
 
 
 def choose_ranges(flavour: str, stats, weights: dict[str, np.ndarray] | None, src: Path, x: np.ndarray, *,
-                  reduce_range: bool | None = None, ref: np.ndarray | None = None):
+                  reduce_range: bool | None = None, ref: np.ndarray | None = None,
+                  params: WeightParams | None = None):
     """``--method auto``: the activation ranges (of :data:`AUTO_CANDIDATES`) whose fully quantized
     ``flavour`` file has the highest logit SQNR against the FP32 model on (at most
-    :data:`AUTO_SAMPLES` of) ``x`` (``ref``: the FP32 outputs on ``x`` when already computed);
+    :data:`AUTO_SAMPLES` of) ``x`` (``ref``: the FP32 outputs on ``x`` when already computed;
+    ``params``: as for :func:`builder`);
     returns ``(ranges, report)``. Label-free: it measures the file
     that will be deployed, not a proxy, because no one method wins everywhere (on the digits nets:
     MSE on SE's TensorRT file, +3.6 dB over MinMax; MinMax on CBAM's CPU file, +4.1 dB over MSE)."""
@@ -74,7 +79,7 @@ def choose_ranges(flavour: str, stats, weights: dict[str, np.ndarray] | None, sr
             ranges = stats.ranges(method, pct) if pct is not None else stats.ranges(method)
             label = method if pct is None else f"{method} {pct:g}"
             out = Path(tmp) / "probe.onnx"
-            builder(flavour, ranges, weights, reduce_range=reduce_range)(src, out, [])
+            builder(flavour, ranges, weights, reduce_range=reduce_range, params=params)(src, out, [])
             scores[label] = round(sqnr_db(ref, run_onnx(out, x)), 3)
             if best is None or scores[label] > scores[best[0]]:
                 best = (label, ranges)

@@ -24,6 +24,7 @@ import onnx
 
 from edge_se.quantize._ort import quantize_with_ranges
 from edge_se.quantize.ranges import TensorRanges
+from edge_se.quantize.weight_params import WeightParams
 
 TRT_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "MaxPool", "AveragePool", "GlobalAveragePool")
 FUSIBLE_PRODUCERS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization"})
@@ -34,8 +35,10 @@ def quantize_trt(
     out_path: str | Path,
     ranges: TensorRanges,
     nodes_to_exclude: Sequence[str] = (),
+    weight_params: WeightParams | None = None,
 ) -> dict:
-    """Write the TensorRT-ready QDQ model; returns a summary (Q/DQ counts, removed residual pairs)."""
+    """Write the TensorRT-ready QDQ model; returns a summary (Q/DQ counts, removed residual pairs);
+    ``weight_params``: see :func:`edge_se.quantize._ort.quantize_with_ranges`."""
     model = onnx.load(str(model_path), load_external_data=False)
     op_types = sorted({n.op_type for n in model.graph.node})
     quantize_with_ranges(
@@ -57,6 +60,7 @@ def quantize_trt(
             "ForceQuantizeNoInputCheck": True,
             "QDQDisableWeightAdjustForInt32Bias": True,
         },
+        weight_params=weight_params,
     )
     qmodel = onnx.load(str(out_path))
     removed = remove_fusible_add_inputs(qmodel)

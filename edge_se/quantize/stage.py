@@ -309,6 +309,7 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
     from edge_se.quantize.metrics import run_onnx
     from edge_se.quantize.ranges import collect_statistics, save_ranges
     from edge_se.quantize.trt_cache import CalibrationCache, write_cache
+    from edge_se.quantize.weight_params import WeightParams
 
     started = time.perf_counter()
     prepared = named_copy(fp32, staging / "prepared.onnx")
@@ -330,19 +331,21 @@ def _quantize_int8_staged(bundle: Bundle, calibration: Any, staging: Path, fp32:
     timings["round_weights"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     chosen: dict[str, Any] = {}
+    params = {fl: WeightParams() for fl in flavours.FLAVOURS}  # weight scales, computed once per file
     if method == "auto":
         with progress.stage("Choosing activation ranges for each INT8 file (minmax, mse, percentile)"):
             for fl in flavours.FLAVOURS:
                 chosen[fl] = flavours.choose_ranges(fl, stats, weights[fl], prepared, eval_x,
-                                                    reduce_range=reduce_range, ref=eval_ref)
+                                                    reduce_range=reduce_range, ref=eval_ref, params=params[fl])
             progress.info("activation ranges: " + ", ".join(f"{fl} file {c[1]['chosen']}" for fl, c in chosen.items()))
     else:
         fixed = stats.ranges(method, percentile)
         chosen = {fl: (fixed, None) for fl in flavours.FLAVOURS}
     timings["choose_ranges"] = round(time.perf_counter() - t0, 3)
     ranges = chosen["trt"][0]  # the TensorRT cache and ranges.json follow the TensorRT file
-    cpu_builder = flavours.builder("cpu", chosen["cpu"][0], weights["cpu"], reduce_range=reduce_range)
-    trt_builder = flavours.builder("trt", ranges, weights["trt"])
+    cpu_builder = flavours.builder("cpu", chosen["cpu"][0], weights["cpu"], reduce_range=reduce_range,
+                                   params=params["cpu"])
+    trt_builder = flavours.builder("trt", ranges, weights["trt"], params=params["trt"])
 
     t0 = time.perf_counter()
     if policy != "auto":  # all / keep-gates: decided on the graph alone, the same for both files
