@@ -40,6 +40,7 @@ def selection():
 @pytest.mark.parametrize("attn", ["se", "cbam"])
 def test_default_policy_is_int8_and_faithful_on_digits_hard(attn, trained_bundle, deploy_calib, selection, tmp_path):
     from edge_se.data.digits import digits_hard
+    from edge_se.quantize.weight_params import WeightParams
 
     fp32 = named_copy(trained_bundle(attn).verify("model.onnx"), tmp_path / "fp32.onnx")
     stats = collect_statistics(fp32, deploy_calib.batches(32))
@@ -49,8 +50,9 @@ def test_default_policy_is_int8_and_faithful_on_digits_hard(attn, trained_bundle
     failures = []
     assert DEFAULT_METHOD == "auto"
     for flavour in flavours.FLAVOURS:
-        ranges, _ = flavours.choose_ranges(flavour, stats, weights[flavour], fp32, selection[0])
-        build = flavours.builder(flavour, ranges, weights[flavour])
+        params = WeightParams()  # as the stage builds: weight scales computed once per file
+        ranges, _ = flavours.choose_ranges(flavour, stats, weights[flavour], fp32, selection[0], params=params)
+        build = flavours.builder(flavour, ranges, weights[flavour], params=params)
         d = policies.decide(DEFAULT_POLICY, fp32, builder=build, x=selection[0], labels=selection[1])
         build(fp32, tmp_path / f"{flavour}.onnx", d.kept_nodes)
         m = logit_metrics(ref, run_onnx(tmp_path / f"{flavour}.onnx", x), y)
