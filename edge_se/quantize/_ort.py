@@ -49,10 +49,10 @@ def quantize_with_ranges(
         "WeightSymmetric": True,
         **(extra_options or {}),
     }
-    if weight_params is not None and quant_format == "qdq":
-        overrides = weight_params.overrides(nodes_to_exclude, reduce_range)
-        if overrides:
-            options["TensorQuantOverrides"] = overrides
+    reuse = weight_params if quant_format == "qdq" else None  # overrides are QDQ-quantizer options
+    overrides = reuse.overrides(nodes_to_exclude, reduce_range) if reuse is not None else {}
+    if overrides:
+        options["TensorQuantOverrides"] = overrides
     # ORT logs "Please consider pre-processing" and per-node notes at WARNING: keep stderr clean.
     root = logging.getLogger()
     level = root.level
@@ -76,7 +76,7 @@ def quantize_with_ranges(
                 extra_options=options,
                 calibration_cache_path=str(cache),
             )
-        if weight_params is not None and quant_format == "qdq":
-            weight_params.learn(model_path, out_path, reduce_range)
+        if reuse is not None:
+            reuse.learn(model_path, out_path, reduce_range)
     finally:
         root.setLevel(level)
